@@ -1,6 +1,8 @@
+using Introspect.Cli.Commands;
+
 namespace Introspect.Cli;
 
 internal static class Program
 {
-    private static int Main(string[] args) => args.Length;
+    private static int Main(string[] args) => CliApplication.Run(args, CliConsole.FromProcess());
 }

@@ -1,0 +1,263 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.IO.MemoryMappedFiles;
+using System.Text.Json;
+using Introspect.Abi;
+using Spectre.Console;
+
+namespace Introspect.Cli.Commands;
+
+/// <summary>One figure of <c>introspect bench</c>, beside the baseline measured in the same run.</summary>
+/// <param name="Name">What was measured.</param>
+/// <param name="Value">Our figure.</param>
+/// <param name="Unit">The unit of both figures.</param>
+/// <param name="Baseline">The same work done by a plain memory copy from a memory-mapped copy of the same bytes.</param>
+/// <param name="Ratio">Value / Baseline: 1 is as fast as copying memory.</param>
+internal sealed record BenchFigure(string Name, double Value, string Unit, double Baseline, double Ratio);
+
+/// <summary><c>introspect bench</c>: how fast a chain's physical memory reads, against copying the same bytes from memory.</summary>
+/// <remarks>
+/// The baseline is the fastest a reader could possibly be: the bytes already sit in a memory mapping of ours and are
+/// copied with a plain memory copy. Both sides copy the same addresses into the same buffers, alternating rounds so
+/// that neither profits from a warmer cache or a quieter machine.
+/// </remarks>
+internal static class BenchCommand
+{
+    private const int SequentialChunk = 1 << 20;
+    private const int PageSize = 4096;
+
+    public static Command Create(CliConsole console)
+    {
+        var chain = CommonOptions.Chain();
+        var json = CommonOptions.JsonOutput();
+        var limit = new Option<ulong>("--size") { Description = "How many bytes of memory to measure over (from the start of the memory map)", DefaultValueFactory = _ => 256UL << 20 };
+        var rounds = new Option<int>("--rounds") { Description = "How many alternating rounds of each measurement", DefaultValueFactory = _ => 5 };
+        var pluginPath = CommonOptions.PluginPath();
+        var verbose = CommonOptions.Verbose();
+        var command = new Command("bench", "Measure sequential and 4 KiB scatter read speed against a plain memory copy");
+        CommonOptions.AddTo(command, chain, json, limit, rounds, pluginPath, verbose);
+        command.SetAction(parseResult =>
+        {
+            if (parseResult.GetValue(rounds) is < 1 or > 1000)
+                throw new CliUsageException("--rounds must be between 1 and 1000.");
+            using var opened = CommonOptions.OpenChain(parseResult, chain, pluginPath, verbose);
+            var region = SelectRegion(opened.Memory.MemoryMap, parseResult.GetValue(limit));
+            if (region.Count == 0)
+                throw new CliUsageException("the chain's memory map is empty: nothing to measure.");
+
+            using var baseline = BaselineCopy.Create(opened.Memory, region);
+            var figures = new List<BenchFigure>
+            {
+                Sequential(opened.Memory, baseline, parseResult.GetValue(rounds)),
+                Scatter(opened.Memory, baseline, parseResult.GetValue(rounds)),
+            };
+            if (parseResult.GetValue(json))
+            {
+                console.Output.WriteLine(JsonSerializer.Serialize(figures, CommonOptions.Json));
+                return 0;
+            }
+            var table = new Table().AddColumns("measure", "introspect", "baseline (memcpy)", "unit", "ratio");
+            foreach (var f in figures)
+                table.AddRow(f.Name, f.Value.ToString("N0", System.Globalization.CultureInfo.InvariantCulture), f.Baseline.ToString("N0", System.Globalization.CultureInfo.InvariantCulture), f.Unit, f.Ratio.ToString("0.00", System.Globalization.CultureInfo.InvariantCulture));
+            console.Ansi.Write(table);
+            console.Output.WriteLine($"measured over {CommonOptions.Hex(baseline.Size)} bytes in {region.Count} ranges, batch size {opened.Memory.Metadata.IdealBatchSize}");
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>The start of the memory map, cut to <paramref name="limit"/> bytes and to whole pages.</summary>
+    private static List<MemoryRange> SelectRegion(MemoryMap map, ulong limit)
+    {
+        var region = new List<MemoryRange>();
+        ulong total = 0;
+        foreach (var range in map)
+        {
+            ulong start = (range.Base + PageSize - 1) & ~(ulong)(PageSize - 1);
+            if (start - range.Base >= range.Size)
+                continue;
+            ulong size = (range.Size - (start - range.Base)) & ~(ulong)(PageSize - 1);
+            size = Math.Min(size, limit - total);
+            if (size == 0)
+                continue;
+            region.Add(new MemoryRange(start, size));
+            total += size;
+            if (total >= limit)
+                break;
+        }
+        return region;
+    }
+
+    private static BenchFigure Sequential(IPhysicalMemory memory, BaselineCopy baseline, int rounds)
+    {
+        var buffer = new byte[SequentialChunk];
+        var request = new MemoryRequest[1];
+        long oursTicks = 0, baselineTicks = 0;
+        ulong bytes = 0;
+        for (int round = 0; round <= rounds; round++)
+        {
+            // Round 0 warms both sides (page cache, mappings) and is not counted.
+            var watch = Stopwatch.StartNew();
+            ulong roundBytes = 0;
+            foreach (var range in baseline.Ranges)
+            {
+                for (ulong done = 0; done < range.Size; done += SequentialChunk)
+                {
+                    int length = (int)Math.Min(SequentialChunk, range.Size - done);
+                    request[0] = new MemoryRequest(range.Base + done, buffer.AsMemory(0, length));
+                    memory.Read(request);
+                    roundBytes += (ulong)length;
+                }
+            }
+            long ours = watch.ElapsedTicks;
+            watch.Restart();
+            foreach (var range in baseline.Ranges)
+            {
+                for (ulong done = 0; done < range.Size; done += SequentialChunk)
+                {
+                    int length = (int)Math.Min(SequentialChunk, range.Size - done);
+                    baseline.Copy(range.Base + done, buffer.AsSpan(0, length));
+                }
+            }
+            if (round == 0)
+                continue;
+            oursTicks += ours;
+            baselineTicks += watch.ElapsedTicks;
+            bytes += roundBytes;
+        }
+        double megabytes = bytes / (1024.0 * 1024.0);
+        double oursRate = megabytes / Seconds(oursTicks);
+        double baselineRate = megabytes / Seconds(baselineTicks);
+        return new BenchFigure("sequential read (1 MiB reads)", oursRate, "MiB/s", baselineRate, oursRate / baselineRate);
+    }
+
+    private static BenchFigure Scatter(IPhysicalMemory memory, BaselineCopy baseline, int rounds)
+    {
+        const int Reads = 1 << 16;
+        int batchSize = Math.Clamp(memory.Metadata.IdealBatchSize, 1, 4096);
+        var random = new Random(0x1f7a);
+        var addresses = new ulong[Reads];
+        for (int i = 0; i < Reads; i++)
+            addresses[i] = baseline.PageAt((ulong)random.NextInt64((long)(baseline.Size / PageSize)));
+
+        var buffers = new byte[batchSize * PageSize];
+        var batch = new MemoryRequest[batchSize];
+        long oursTicks = 0, baselineTicks = 0;
+        long reads = 0;
+        for (int round = 0; round <= rounds; round++)
+        {
+            var watch = Stopwatch.StartNew();
+            for (int start = 0; start < Reads; start += batchSize)
+            {
+                int count = Math.Min(batchSize, Reads - start);
+                for (int i = 0; i < count; i++)
+                    batch[i] = new MemoryRequest(addresses[start + i], buffers.AsMemory(i * PageSize, PageSize));
+                memory.Read(batch.AsSpan(0, count));
+            }
+            long ours = watch.ElapsedTicks;
+            watch.Restart();
+            for (int start = 0; start < Reads; start += batchSize)
+            {
+                int count = Math.Min(batchSize, Reads - start);
+                for (int i = 0; i < count; i++)
+                    baseline.Copy(addresses[start + i], buffers.AsSpan(i * PageSize, PageSize));
+            }
+            if (round == 0)
+                continue;
+            oursTicks += ours;
+            baselineTicks += watch.ElapsedTicks;
+            reads += Reads;
+        }
+        double oursRate = reads / Seconds(oursTicks);
+        double baselineRate = reads / Seconds(baselineTicks);
+        return new BenchFigure($"random 4 KiB scatter reads (batches of {batchSize})", oursRate, "reads/s", baselineRate, oursRate / baselineRate);
+    }
+
+    private static double Seconds(long ticks) => Math.Max(ticks, 1) / (double)Stopwatch.Frequency;
+
+    /// <summary>The measured region's bytes, copied once through the chain into an anonymous memory mapping.</summary>
+    private sealed unsafe class BaselineCopy : IDisposable
+    {
+        private readonly MemoryMappedFile _file;
+        private readonly MemoryMappedViewAccessor _view;
+        private readonly byte* _pointer;
+        private readonly ulong[] _offsets;
+
+        private BaselineCopy(List<MemoryRange> ranges, ulong size)
+        {
+            Ranges = ranges;
+            Size = size;
+            _file = MemoryMappedFile.CreateNew(null, (long)size);
+            _view = _file.CreateViewAccessor(0, (long)size);
+            // The one place that touches the mapping's pointer: acquired here, released in Dispose.
+            byte* pointer = null;
+            _view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
+            _pointer = pointer + _view.PointerOffset;
+            _offsets = new ulong[ranges.Count];
+            ulong offset = 0;
+            for (int i = 0; i < ranges.Count; i++)
+            {
+                _offsets[i] = offset;
+                offset += ranges[i].Size;
+            }
+        }
+
+        public List<MemoryRange> Ranges { get; }
+
+        public ulong Size { get; }
+
+        public static BaselineCopy Create(IPhysicalMemory memory, List<MemoryRange> ranges)
+        {
+            ulong size = 0;
+            foreach (var range in ranges)
+                size += range.Size;
+            var copy = new BaselineCopy(ranges, size);
+            var request = new MemoryRequest[1];
+            var chunk = new byte[SequentialChunk];
+            foreach (var range in ranges)
+            {
+                for (ulong done = 0; done < range.Size; done += SequentialChunk)
+                {
+                    int length = (int)Math.Min(SequentialChunk, range.Size - done);
+                    request[0] = new MemoryRequest(range.Base + done, chunk.AsMemory(0, length));
+                    memory.Read(request);
+                    if (!request[0].Succeeded)
+                        chunk.AsSpan(0, length).Clear();
+                    chunk.AsSpan(0, length).CopyTo(copy.Slice(range.Base + done, length));
+                }
+            }
+            return copy;
+        }
+
+        /// <summary>The physical address of the <paramref name="index"/>th page of the region.</summary>
+        public ulong PageAt(ulong index)
+        {
+            ulong offset = index * PageSize;
+            for (int i = 0; i < Ranges.Count; i++)
+            {
+                if (offset - _offsets[i] < Ranges[i].Size)
+                    return Ranges[i].Base + (offset - _offsets[i]);
+            }
+            throw new ArgumentOutOfRangeException(nameof(index));
+        }
+
+        public void Copy(ulong address, Span<byte> destination) => Slice(address, destination.Length).CopyTo(destination);
+
+        private Span<byte> Slice(ulong address, int length)
+        {
+            for (int i = 0; i < Ranges.Count; i++)
+            {
+                if (Ranges[i].Contains(address))
+                    return new Span<byte>(_pointer + _offsets[i] + (address - Ranges[i].Base), length);
+            }
+            throw new ArgumentOutOfRangeException(nameof(address));
+        }
+
+        public void Dispose()
+        {
+            _view.SafeMemoryMappedViewHandle.ReleasePointer();
+            _view.Dispose();
+            _file.Dispose();
+        }
+    }
+}
