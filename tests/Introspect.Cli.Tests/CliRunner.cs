@@ -1,3 +1,5 @@
+using Introspect.Cli.Commands;
+
 namespace Introspect.Cli.Tests;
 
 /// <summary>Runs the <c>introspect</c> command in-process, as a non-interactive terminal would, and keeps what it wrote.</summary>

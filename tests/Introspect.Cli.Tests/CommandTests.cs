@@ -181,16 +181,26 @@ public class CommandTests
     }
 
     [Test]
-    public void Dump_of_the_qemu_elf_equals_the_raw_memory_saved_at_the_same_moment()
+    public void Dump_of_the_qemu_elf_equals_the_raw_memory_saved_at_the_same_moment_wherever_both_have_the_page()
     {
         var guestElf = TestInputs.Fixture("guest.elf");
         var guestRaw = TestInputs.Fixture("guest.raw");
         var output = Path.Combine(_scratch, "from-elf.raw");
+        var ramSize = new FileInfo(guestRaw).Length;
 
         var run = CliRun.Of("dump", "--chain", $"coredump:path=\"{guestElf}\"", "--out", output);
+        var info = CliRun.Of("info", "--chain", $"coredump:path=\"{guestElf}\"", "--json");
 
         Assert.That(run.ExitCode, Is.Zero, run.ToString());
-        Assert.That(FileCompare.FirstDifference(output, guestRaw, new FileInfo(guestRaw).Length), Is.EqualTo(-1));
+        using var json = JsonDocument.Parse(info.Output);
+        var ramRanges = json.RootElement.GetProperty("memoryMap").EnumerateArray()
+            .Select(r => (Base: (long)r.GetProperty("base").GetUInt64(), Size: (long)r.GetProperty("size").GetUInt64()))
+            .Where(r => r.Base < ramSize)
+            .ToList();
+        // QEMU leaves the VGA window (0xa0000-0xbffff) out of the ELF, while pmemsave reads the VGA memory there.
+        Assert.That(ramRanges.Sum(r => Math.Min(r.Size, ramSize - r.Base)), Is.EqualTo(ramSize - 0x20000));
+        foreach (var (start, size) in ramRanges)
+            Assert.That(FileCompare.FirstDifference(output, guestRaw, start, Math.Min(size, ramSize - start)), Is.EqualTo(-1), $"range 0x{start:x}");
     }
 
     [Test]

@@ -49,11 +49,16 @@ public static class TestInputs
 
     private static string FindRepositoryRoot()
     {
+        var recorded = typeof(TestInputs).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)
+            .Cast<System.Reflection.AssemblyMetadataAttribute>()
+            .FirstOrDefault(a => a.Key == "RepositoryRoot")?.Value;
+        if (recorded is not null && File.Exists(Path.Combine(recorded, "Introspect.sln")))
+            return recorded;
         for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
         {
             if (File.Exists(Path.Combine(directory.FullName, "Introspect.sln")))
                 return directory.FullName;
         }
-        throw new InvalidOperationException($"No Introspect.sln above {AppContext.BaseDirectory}; the tests run from inside the repository.");
+        throw new InvalidOperationException($"No Introspect.sln above {AppContext.BaseDirectory} nor at the recorded {recorded}.");
     }
 }

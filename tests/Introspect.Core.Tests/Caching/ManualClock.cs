@@ -1,0 +1,13 @@
+namespace Introspect.Core.Tests.Caching;
+
+/// <summary>A clock that moves only when a test says so.</summary>
+internal sealed class ManualClock : TimeProvider
+{
+    private long _ticks;
+
+    public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
+    public override long GetTimestamp() => Interlocked.Read(ref _ticks);
+
+    public void Advance(TimeSpan by) => Interlocked.Add(ref _ticks, by.Ticks);
+}
