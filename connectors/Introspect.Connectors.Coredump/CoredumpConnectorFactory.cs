@@ -21,8 +21,9 @@ namespace Introspect.Connectors.Coredump;
 /// excluded fail to read rather than reading as zeros. In every format but kdump the map's
 /// backing address is the file offset; in kdump files it is the dump's own physical address.</para>
 /// <para>Open fails with <see cref="InvalidDataException"/> naming the file, the field, its value
-/// and what was expected; with <see cref="NotSupportedException"/> when a kdump file's pages need
-/// a decompression library that cannot be loaded (<c>libz.so.1</c>, <c>liblzo2.so.2</c>,
+/// and what was expected; with <see cref="PluginArgumentException"/> when the file is missing or
+/// cannot be read; with <see cref="NotSupportedException"/> when a kdump file's pages need a
+/// decompression library that cannot be loaded (<c>libz.so.1</c>, <c>liblzo2.so.2</c>,
 /// <c>libsnappy.so.1</c>, <c>libzstd.so.1</c>).</para>
 /// </remarks>
 public sealed class CoredumpConnectorFactory : IConnectorFactory
@@ -63,6 +64,13 @@ public sealed class CoredumpConnectorFactory : IConnectorFactory
         if (!FormatDetector.TryParse(formatText, out var format))
             throw new PluginArgumentException($"{plugin}: the argument 'format={formatText}' is not one of {string.Join(", ", FormatChoices)}.");
         bool allowTruncated = arguments.GetBoolean("allow-truncated") ?? false;
-        return DumpOpener.Open(Path.GetFullPath(path), format, new OpenContext(path, allowTruncated, context));
+        try
+        {
+            return DumpOpener.Open(Path.GetFullPath(path), format, new OpenContext(path, allowTruncated, context));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new PluginArgumentException($"{plugin}: the file 'path={path}' cannot be opened: {e.Message}", e);
+        }
     }
 }

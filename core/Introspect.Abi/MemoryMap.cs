@@ -16,8 +16,9 @@ public readonly record struct MemoryRange(ulong Base, ulong Size, ulong BackingB
     /// <summary>The last address inside the range (inclusive), which cannot overflow as an end could.</summary>
     public ulong Last => Base + (Size - 1);
 
-    /// <summary>Whether <paramref name="address"/> falls in the range; written so it cannot overflow.</summary>
-    public bool Contains(ulong address) => address - Base < Size;
+    /// <summary>Whether <paramref name="address"/> falls in the range.</summary>
+    /// <remarks>One unsigned comparison: an address below <see cref="Base"/> wraps to a huge difference, deliberately unchecked.</remarks>
+    public bool Contains(ulong address) => unchecked(address - Base) < Size;
 }
 
 /// <summary>The ranges of valid physical memory, sorted and disjoint, with their remapping.</summary>
@@ -92,7 +93,7 @@ public sealed class MemoryMap : IReadOnlyList<MemoryRange>
             ref readonly var range = ref _ranges[mid];
             if (address < range.Base)
                 hi = mid - 1;
-            else if (address - range.Base >= range.Size)
+            else if (unchecked(address - range.Base) >= range.Size)
                 lo = mid + 1;
             else
                 return mid;

@@ -1,12 +1,10 @@
-using System.Globalization;
-using System.Text.RegularExpressions;
 using Introspect.Abi;
 using Introspect.TestSupport;
 
 namespace Introspect.Connectors.Coredump.Tests;
 
 /// <summary>The shared Debian guest's kdump-zlib dump (flattened, as QEMU wrote it, and plain, as makedumpfile -R makes it), against its raw image.</summary>
-public partial class KdumpRealTests
+public class KdumpRealTests
 {
     private const ulong RamPages = 32768;
 
@@ -157,14 +155,8 @@ public partial class KdumpRealTests
 
     private static Dictionary<string, ulong> RegisterOracle()
     {
-        string text = File.ReadAllText(TestInputs.TestData("linux", "registers-at-dump.txt"));
-        var values = new Dictionary<string, ulong>();
-        foreach (Match match in RegisterPattern().Matches(text))
-            values[match.Groups[1].Value] = ulong.Parse(match.Groups[2].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+        var values = Registers.Parse(File.ReadAllText(TestInputs.TestData("linux", "registers-at-dump.txt")));
         Assert.That(values.Keys, Is.SupersetOf(new[] { "CR0", "CR3", "CR4", "RIP", "RSP" }));
         return values;
     }
-
-    [GeneratedRegex(@"\b(CR0|CR3|CR4|RIP|RSP)=([0-9a-fA-F]+)")]
-    private static partial Regex RegisterPattern();
 }

@@ -115,3 +115,24 @@ internal sealed class TempFolder : IDisposable
         }
     }
 }
+
+/// <summary>Reads QEMU's <c>info registers</c> text: <c>NAME=hex</c> pairs, and segment lines whose base becomes the segment's value.</summary>
+internal static partial class Registers
+{
+    public static Dictionary<string, ulong> Parse(string text)
+    {
+        var values = new Dictionary<string, ulong>();
+        foreach (System.Text.RegularExpressions.Match match in Pair().Matches(text))
+            values.TryAdd(match.Groups[1].Value, ulong.Parse(match.Groups[2].Value, System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture));
+        foreach (System.Text.RegularExpressions.Match match in Segment().Matches(text))
+            values.TryAdd(match.Groups[1].Value, ulong.Parse(match.Groups[2].Value, System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture));
+        return values;
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"\b(R[A-Z0-9]+|CR[0-4]|EFER)=([0-9a-fA-F]+)")]
+    private static partial System.Text.RegularExpressions.Regex Pair();
+
+    // "GS =0000 ffff8d33c7800000 00000000 00000000": selector, then base.
+    [System.Text.RegularExpressions.GeneratedRegex(@"^([CDEFGS]S) =[0-9a-fA-F]{4} ([0-9a-fA-F]+)", System.Text.RegularExpressions.RegexOptions.Multiline)]
+    private static partial System.Text.RegularExpressions.Regex Segment();
+}

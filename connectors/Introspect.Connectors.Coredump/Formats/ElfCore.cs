@@ -12,9 +12,10 @@ namespace Introspect.Connectors.Coredump.Formats;
 /// and fails to read: makedumpfile writes ELF dumps that way for pages it filtered out, which
 /// held data that is not in the file, so zeros would be a lie. QEMU writes <c>p_filesz ==
 /// p_memsz</c>.</para>
-/// <para>Segments may overlap where they agree (QEMU's <c>paging=true</c> dumps list one
-/// physical page under each virtual mapping, all at the same file offset); segments that map
-/// the same physical address to different file offsets are refused.</para>
+/// <para>Segments may overlap where they agree: QEMU's <c>paging=true</c> dumps list one physical
+/// page under each virtual mapping, all at the same file offset, and kexec's <c>/proc/vmcore</c>
+/// adds a kernel-text segment over RAM that holds the same bytes elsewhere in the file. Segments
+/// whose overlapping bytes differ are refused.</para>
 /// </remarks>
 internal static class ElfCore
 {
@@ -22,6 +23,7 @@ internal static class ElfCore
     private const uint LoadSegment = 1;
     private const uint NoteSegment = 4;
     private const ushort ExtendedNumbering = 0xFFFF;
+    private const long MaxOverlapChecks = 1 << 22;
 
     public static FileBackedMemory Open(MappedFile file, OpenContext context)
     {
@@ -118,7 +120,7 @@ internal static class ElfCore
         if (loads.Count == 0)
             ThrowHelper.ThrowInvalid(name, "the ELF core has no PT_LOAD segment with file data; it holds no memory.");
 
-        var map = BuildMap(name, loads);
+        var map = BuildMap(file, loads);
         return (map, notes.ToHints(is64 ? "elf" : "elf32", machine));
     }
 
@@ -138,35 +140,94 @@ internal static class ElfCore
         return held;
     }
 
-    private static MemoryMap BuildMap(string name, List<Segment> loads)
+    /// <summary>The segments' union, each physical byte taken from the first segment (by address) that holds it.</summary>
+    /// <remarks>
+    /// Where segments overlap they must agree: at the same file offset (QEMU's paging dumps), or
+    /// at different offsets holding the same bytes (the kernel-text segment kexec adds over the
+    /// RAM segment in <c>/proc/vmcore</c>). Disagreement is refused.
+    /// </remarks>
+    private static MemoryMap BuildMap(MappedFile file, List<Segment> loads)
     {
         loads.Sort(static (a, b) => a.Physical != b.Physical ? a.Physical.CompareTo(b.Physical) : b.Size.CompareTo(a.Size));
-        var ranges = new List<MemoryRange>(loads.Count);
-        var current = loads[0];
-        for (int i = 1; i < loads.Count; i++)
+        var ranges = new List<Emitted>(loads.Count);
+        ulong coveredLast = 0;
+        long comparisons = 0;
+        ulong comparedBytes = 0;
+        foreach (var segment in loads)
         {
-            var next = loads[i];
-            ulong currentLast = current.Physical + (current.Size - 1);
-            if (next.Physical > currentLast)
+            ulong last = segment.Physical + (segment.Size - 1);
+            ulong start = segment.Physical;
+            // Segments come in address order, so [segment.Physical, coveredLast] is all covered.
+            if (ranges.Count > 0 && segment.Physical <= coveredLast)
             {
-                ranges.Add(new MemoryRange(current.Physical, current.Size, current.Offset));
-                current = next;
-                continue;
+                ulong overlapLast = Math.Min(last, coveredLast);
+                CheckAgreement(file, ranges, segment, overlapLast, ref comparisons, ref comparedBytes);
+                if (last <= coveredLast)
+                    continue;
+                start = coveredLast + 1;
             }
-            // Overlap: both must put the shared bytes at the same file offset (the differences
-            // are compared modulo 2^64, which is what makes them comparable at all).
-            if (unchecked(next.Offset - next.Physical) != unchecked(current.Offset - current.Physical))
-            {
-                ThrowHelper.ThrowInvalid(name, string.Create(CultureInfo.InvariantCulture,
-                    $"PT_LOAD {current.Index} and PT_LOAD {next.Index} overlap at physical 0x{next.Physical:x} but place it at different file offsets (0x{unchecked(current.Offset + (next.Physical - current.Physical)):x} and 0x{next.Offset:x})."));
-            }
-            ulong nextLast = next.Physical + (next.Size - 1);
-            if (nextLast > currentLast)
-                current = current with { Size = nextLast - current.Physical + 1 };
+            var range = new MemoryRange(start, last - start + 1, segment.Offset + (start - segment.Physical));
+            // A range that continues the previous one at the same file distance extends it, so
+            // consistent overlaps (paging dumps) keep the list short.
+            if (ranges.Count > 0 && ranges[^1].Range is var previous && previous.Last + 1 == start
+                && unchecked(previous.BackingBase - previous.Base) == unchecked(range.BackingBase - range.Base))
+                ranges[^1] = ranges[^1] with { Range = previous with { Size = previous.Size + range.Size } };
+            else
+                ranges.Add(new Emitted(range, segment.Index));
+            coveredLast = last;
         }
-        ranges.Add(new MemoryRange(current.Physical, current.Size, current.Offset));
-        return new MemoryMap(ranges);
+        return new MemoryMap(ranges.Select(static r => r.Range));
     }
+
+    /// <summary>Checks that <paramref name="segment"/> holds the same bytes as the ranges already taken, from its start to <paramref name="overlapLast"/>.</summary>
+    private static void CheckAgreement(MappedFile file, List<Emitted> ranges, Segment segment, ulong overlapLast, ref long comparisons, ref ulong comparedBytes)
+    {
+        // The first range taken that ends at or after the segment's start.
+        int lo = 0, hi = ranges.Count - 1;
+        while (lo < hi)
+        {
+            int mid = (int)((uint)(lo + hi) >> 1);
+            if (ranges[mid].Range.Last < segment.Physical)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        ulong delta = unchecked(segment.Offset - segment.Physical);
+        for (int i = lo; i < ranges.Count && ranges[i].Range.Base <= overlapLast; i++)
+        {
+            // Each overlap costs a step; a crafted table of nested segments must not take quadratic time.
+            if (++comparisons > MaxOverlapChecks)
+                ThrowHelper.ThrowInvalid(file.Name, $"the PT_LOAD segments overlap more than {MaxOverlapChecks} times; expected a core file's segments to overlap rarely.");
+            var (range, index) = ranges[i];
+            if (unchecked(range.BackingBase - range.Base) == delta)
+                continue;
+            ulong first = Math.Max(range.Base, segment.Physical);
+            ulong lastShared = Math.Min(range.Last, overlapLast);
+            ulong count = lastShared - first + 1;
+            // A sane dump holds each duplicated byte once, so comparing more than the file's length means crafted overlaps.
+            comparedBytes += count;
+            if (comparedBytes > file.Length)
+                ThrowHelper.ThrowInvalid(file.Name, string.Create(CultureInfo.InvariantCulture, $"the PT_LOAD segments overlap at different file offsets over more than the file's length (0x{file.Length:x} bytes); expected a core file's segments to overlap rarely."));
+            ulong ours = segment.Offset + (first - segment.Physical);
+            ulong theirs = range.BackingBase + (first - range.Base);
+            for (ulong done = 0; done < count;)
+            {
+                int chunk = (int)Math.Min(count - done, 1UL << 20);
+                // Both segments were checked to lie in the file; & (not &&) assigns both spans.
+                if (!(file.TryGetSpan(ours + done, chunk, out var a) & file.TryGetSpan(theirs + done, chunk, out var b)))
+                    ThrowHelper.ThrowInvalid(file.Name, $"PT_LOAD {segment.Index} lies outside the file.");
+                int differ = a.CommonPrefixLength(b);
+                if (differ < chunk)
+                {
+                    ThrowHelper.ThrowInvalid(file.Name, string.Create(CultureInfo.InvariantCulture,
+                        $"PT_LOAD {index} and PT_LOAD {segment.Index} overlap but disagree at physical 0x{first + done + (ulong)differ:x} (file offsets 0x{theirs + done + (ulong)differ:x} and 0x{ours + done + (ulong)differ:x})."));
+                }
+                done += (ulong)chunk;
+            }
+        }
+    }
+
+    private readonly record struct Emitted(MemoryRange Range, ulong Index);
 
     private static ushort U16(ReadOnlySpan<byte> bytes, int offset) => BinaryPrimitives.ReadUInt16LittleEndian(bytes[offset..]);
 

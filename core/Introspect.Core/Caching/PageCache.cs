@@ -29,6 +29,9 @@ public sealed class PageCache : IPhysicalMemory, IConnectorHints
     private const int PageSize = PhysicalBatch.PageSize;
     private const ulong PageMask = PhysicalBatch.PageMask;
 
+    /// <summary>The most pages one fetch from the inner memory asks for (16 MiB of scratch).</summary>
+    private const int MaxFetchPages = 4096;
+
     private readonly IPhysicalMemory _inner;
     private readonly CacheValidity _validity;
     private readonly MemoryMetrics? _metrics;
@@ -201,6 +204,8 @@ public sealed class PageCache : IPhysicalMemory, IConnectorHints
     }
 
     /// <summary>Reads the missing pages whole from the inner memory in one batch, keeps those that read, and serves the pieces.</summary>
+    /// <remarks>A request for more than <see cref="MaxFetchPages"/> missing pages is fetched in several batches, so the
+    /// scratch space stays bounded.</remarks>
     private void Fetch(Span<MemoryRequest> batch, Span<Piece> pieces, MemoryFlags flags, bool zeroPad)
     {
         // Sorted by page, equal pages are neighbours: each distinct page is fetched once.
@@ -212,47 +217,54 @@ public sealed class PageCache : IPhysicalMemory, IConnectorHints
                 unique++;
         }
 
-        var requests = ArrayPool<MemoryRequest>.Shared.Rent(unique);
-        var scratch = ArrayPool<byte>.Shared.Rent(checked(unique * PageSize));
+        int capacity = Math.Min(unique, MaxFetchPages);
+        var requests = ArrayPool<MemoryRequest>.Shared.Rent(capacity);
+        var scratch = ArrayPool<byte>.Shared.Rent(capacity * PageSize);
         try
         {
-            int u = -1;
-            for (int i = 0; i < pieces.Length; i++)
+            for (int start = 0; start < pieces.Length;)
             {
-                if (i == 0 || pieces[i].Page != pieces[i - 1].Page)
+                int u = -1, end = start;
+                for (; end < pieces.Length; end++)
                 {
-                    u++;
-                    requests[u] = new MemoryRequest(pieces[i].Page, scratch.AsMemory(u * PageSize, PageSize));
+                    if (end == start || pieces[end].Page != pieces[end - 1].Page)
+                    {
+                        if (u + 1 == capacity)
+                            break;
+                        u++;
+                        requests[u] = new MemoryRequest(pieces[end].Page, scratch.AsMemory(u * PageSize, PageSize));
+                    }
+                    pieces[end].Slot = u;
                 }
-                pieces[i].Slot = u;
-            }
 
-            var fetch = requests.AsSpan(0, unique);
-            // The stamp is taken before the read, so a page is never judged fresher than its bytes.
-            long stamp = _validity.Stamp();
-            // ZeroPadOnFail is ours to apply: an inner memory that zero-padded would make zeros look cacheable.
-            PhysicalBatch.Read(_inner, fetch, flags & ~MemoryFlags.ZeroPadOnFail);
-            for (int k = 0; k < fetch.Length; k++)
-            {
-                if (fetch[k].Succeeded)
-                    ShardOf(fetch[k].Address).Store(fetch[k].Address, scratch.AsSpan(k * PageSize, PageSize), stamp);
-            }
+                var fetch = requests.AsSpan(0, u + 1);
+                // The stamp is taken before the read, so a page is never judged fresher than its bytes.
+                long stamp = _validity.Stamp();
+                // ZeroPadOnFail is ours to apply: an inner memory that zero-padded would make zeros look cacheable.
+                PhysicalBatch.Read(_inner, fetch, flags & ~MemoryFlags.ZeroPadOnFail);
+                for (int k = 0; k < fetch.Length; k++)
+                {
+                    if (fetch[k].Succeeded)
+                        ShardOf(fetch[k].Address).Store(fetch[k].Address, scratch.AsSpan(k * PageSize, PageSize), stamp);
+                }
 
-            foreach (ref readonly var piece in pieces)
-            {
-                ref var request = ref batch[piece.Request];
-                var destination = request.Buffer.Span.Slice(piece.BufferOffset, piece.Length);
-                if (fetch[piece.Slot].Succeeded)
-                    scratch.AsSpan(piece.Slot * PageSize + piece.PageOffset, piece.Length).CopyTo(destination);
-                else if (zeroPad)
-                    destination.Clear();
-                else
-                    request.Succeeded = false;
+                foreach (ref readonly var piece in pieces[start..end])
+                {
+                    ref var request = ref batch[piece.Request];
+                    var destination = request.Buffer.Span.Slice(piece.BufferOffset, piece.Length);
+                    if (fetch[piece.Slot].Succeeded)
+                        scratch.AsSpan(piece.Slot * PageSize + piece.PageOffset, piece.Length).CopyTo(destination);
+                    else if (zeroPad)
+                        destination.Clear();
+                    else
+                        request.Succeeded = false;
+                }
+                start = end;
             }
         }
         finally
         {
-            requests.AsSpan(0, unique).Clear();
+            requests.AsSpan(0, capacity).Clear();
             ArrayPool<MemoryRequest>.Shared.Return(requests);
             ArrayPool<byte>.Shared.Return(scratch);
         }

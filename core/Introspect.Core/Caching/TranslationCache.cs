@@ -6,13 +6,16 @@ namespace Introspect.Core.Caching;
 /// <remarks>
 /// Bounded (4-way set associative, the oldest way of a full set is replaced), thread-safe, and judged by a
 /// <see cref="CacheValidity"/> like the page cache. One buffer may serve many address spaces: the root (the
-/// page-table base) is part of the key. Entries are per 4 KiB page, also for pages of a large mapping.
+/// page-table base) is part of the key. A 4 KiB page takes one entry; a large page (2 MiB, 1 GiB, 4 MiB) takes one
+/// entry per 2 MiB of it that is used, so a big direct map does not flood the buffer.
 /// </remarks>
 public sealed class TranslationCache
 {
     private const int Ways = 4;
     private const int LockStripes = 64;
     private const ulong PageMask = PagingArchitecture.PageSize - 1;
+    private const ulong LargeGranuleMask = (2UL << 20) - 1;
+    private const ulong LargeKeyTag = 1; // keys are 4 KiB aligned, so bit 0 tells a large-page key from a page key
 
     private readonly Entry[] _entries;
     private readonly byte[] _nextWay;
@@ -22,6 +25,7 @@ public sealed class TranslationCache
     private readonly MemoryMetrics? _metrics;
     private long _hits;
     private long _misses;
+    private volatile bool _holdsLargePages;
 
     /// <param name="capacity">How many translations to hold at most, rounded up to a power of two (at least 4).</param>
     /// <param name="validity">How long a translation may be used.</param>
@@ -54,42 +58,54 @@ public sealed class TranslationCache
     /// <summary>Looks up the translation of <paramref name="virtualAddress"/> in the address space rooted at <paramref name="root"/>.</summary>
     public bool TryGet(ulong root, ulong virtualAddress, out PageTranslation translation)
     {
-        ulong page = virtualAddress & ~PageMask;
-        int set = SetOf(root, page);
+        if (Probe(root, virtualAddress & ~PageMask, virtualAddress, PageMask, out translation)
+            || (_holdsLargePages && Probe(root, (virtualAddress & ~LargeGranuleMask) | LargeKeyTag, virtualAddress, LargeGranuleMask, out translation)))
+        {
+            Interlocked.Increment(ref _hits);
+            _metrics?.AddTlb(1, 0);
+            return true;
+        }
+        Interlocked.Increment(ref _misses);
+        _metrics?.AddTlb(0, 1);
+        return false;
+    }
+
+    private bool Probe(ulong root, ulong key, ulong virtualAddress, ulong offsetMask, out PageTranslation translation)
+    {
+        int set = SetOf(root, key);
         lock (_locks[set & (_locks.Length - 1)])
         {
             var ways = _entries.AsSpan(set * Ways, Ways);
             for (int w = 0; w < Ways; w++)
             {
                 ref var entry = ref ways[w];
-                if (entry.Used && entry.VirtualPage == page && entry.Root == root)
+                if (entry.Used && entry.Key == key && entry.Root == root)
                 {
                     if (!_validity.IsValid(entry.Stamp))
                     {
                         entry.Used = false;
                         break;
                     }
-                    translation = new PageTranslation(virtualAddress, entry.PhysicalPage | (virtualAddress & PageMask), entry.PageSize, entry.Flags);
-                    Interlocked.Increment(ref _hits);
-                    _metrics?.AddTlb(1, 0);
+                    translation = new PageTranslation(virtualAddress, unchecked(entry.Physical + (virtualAddress & offsetMask)), entry.PageSize, entry.Flags);
                     return true;
                 }
             }
         }
-        Interlocked.Increment(ref _misses);
-        _metrics?.AddTlb(0, 1);
         translation = default;
         return false;
     }
 
-    /// <summary>Remembers the translation of the 4 KiB page holding <paramref name="translation"/>'s virtual address.</summary>
+    /// <summary>Remembers the translation of the page holding <paramref name="translation"/>'s virtual address.</summary>
     /// <param name="root">The address space's root (its page-table base).</param>
     /// <param name="translation">A translation a walk produced.</param>
     /// <param name="stamp">The validity stamp taken before the walk began (<see cref="CacheValidity.Stamp"/>).</param>
     public void Add(ulong root, in PageTranslation translation, long stamp)
     {
-        ulong page = translation.VirtualAddress & ~PageMask;
-        int set = SetOf(root, page);
+        bool large = translation.PageSize > LargeGranuleMask;
+        ulong offsetMask = large ? LargeGranuleMask : PageMask;
+        ulong key = large ? (translation.VirtualAddress & ~LargeGranuleMask) | LargeKeyTag : translation.VirtualAddress & ~PageMask;
+        ulong physical = unchecked(translation.PhysicalAddress - (translation.VirtualAddress & offsetMask));
+        int set = SetOf(root, key);
         lock (_locks[set & (_locks.Length - 1)])
         {
             var ways = _entries.AsSpan(set * Ways, Ways);
@@ -97,7 +113,7 @@ public sealed class TranslationCache
             for (int w = 0; w < Ways; w++)
             {
                 ref readonly var entry = ref ways[w];
-                if (entry.Used && entry.VirtualPage == page && entry.Root == root)
+                if (entry.Used && entry.Key == key && entry.Root == root)
                 {
                     target = w;
                     break;
@@ -113,14 +129,16 @@ public sealed class TranslationCache
             ways[target] = new Entry
             {
                 Root = root,
-                VirtualPage = page,
-                PhysicalPage = translation.PhysicalAddress & ~PageMask,
+                Key = key,
+                Physical = physical,
                 PageSize = translation.PageSize,
                 Flags = translation.Flags,
                 Stamp = stamp,
                 Used = true,
             };
         }
+        if (large)
+            _holdsLargePages = true;
     }
 
     /// <summary>Remembers a translation, stamped now.</summary>
@@ -142,18 +160,18 @@ public sealed class TranslationCache
     /// <summary>A stamp for translations a walk is about to produce.</summary>
     internal long Stamp() => _validity.Stamp();
 
-    private int SetOf(ulong root, ulong page)
+    private int SetOf(ulong root, ulong key)
     {
         // Fibonacci hashing mixes the page number with the root, so address spaces do not fight over the same sets.
-        ulong key = unchecked(((page >> 12) ^ (root * 0x9E3779B97F4A7C15UL)) * 0x9E3779B97F4A7C15UL);
-        return (int)(key >> 40) & _setMask;
+        ulong hash = unchecked(((key >> 12 | key << 63) ^ (root * 0x9E3779B97F4A7C15UL)) * 0x9E3779B97F4A7C15UL);
+        return (int)(hash >> 40) & _setMask;
     }
 
     private struct Entry
     {
         public ulong Root;
-        public ulong VirtualPage;
-        public ulong PhysicalPage;
+        public ulong Key;
+        public ulong Physical;
         public ulong PageSize;
         public long Stamp;
         public PageFlags Flags;

@@ -82,9 +82,13 @@ public sealed class ChainSpec
         private ChainStep ParseStep()
         {
             var name = ParseName("a plugin name");
+            SkipSpaces();
             string? version = null;
             if (TryConsume("@"))
+            {
                 version = ParseVersion();
+                SkipSpaces();
+            }
             var arguments = new List<KeyValuePair<string, string>>();
             if (TryConsume(":"))
             {

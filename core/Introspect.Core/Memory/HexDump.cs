@@ -28,7 +28,7 @@ public static class HexDump
             return "";
         int width = AddressWidth(data.Length, address);
         long lines = (data.Length + BytesPerLine - 1L) / BytesPerLine;
-        var text = new StringBuilder((int)Math.Min(int.MaxValue, lines * LineLength(width)));
+        var text = new StringBuilder((int)Math.Min(1 << 24, lines * LineLength(width)));
         Span<char> line = stackalloc char[LineLength(16)];
         for (int offset = 0; offset < data.Length; offset += BytesPerLine)
         {

@@ -23,7 +23,7 @@ internal sealed unsafe class PinnedSpanMemory : MemoryManager<byte>
     /// <summary>A manager over <paramref name="length"/> bytes at <paramref name="pointer"/>, which must stay pinned until <see cref="Return"/>.</summary>
     public static PinnedSpanMemory Rent(byte* pointer, int length)
     {
-        // A nested read on the same thread (a memory reading another through these helpers) finds the cache empty and makes its own.
+        // A nested read on the same thread (a memory that itself reads another memory through these methods) finds the cache empty and makes its own.
         var manager = t_cached ?? new PinnedSpanMemory();
         t_cached = null;
         manager._pointer = pointer;

@@ -15,6 +15,9 @@ public sealed class ScatterRead
     private const int PageSize = PhysicalBatch.PageSize;
     private const ulong PageMask = PhysicalBatch.PageMask;
 
+    /// <summary>The most pages one scatter read holds (just under 2 GiB, what one array can hold).</summary>
+    public const int MaxPages = int.MaxValue / PageSize;
+
     private readonly IMemory _memory;
     private readonly MemoryFlags _flags;
     private readonly Dictionary<ulong, int> _pageIndex = [];
@@ -37,6 +40,7 @@ public sealed class ScatterRead
     public int PageCount => _pages.Count;
 
     /// <summary>Notes that <paramref name="length"/> bytes from <paramref name="address"/> will be read (cut at 2^64).</summary>
+    /// <exception cref="InvalidOperationException">More than <see cref="MaxPages"/> pages would be prepared.</exception>
     public void Prepare(ulong address, int length)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(length);
@@ -47,6 +51,8 @@ public sealed class ScatterRead
         {
             if (!_pageIndex.ContainsKey(page))
             {
+                if (_pages.Count == MaxPages)
+                    throw new InvalidOperationException($"A scatter read holds at most {MaxPages} pages; execute and clear it before preparing more.");
                 _pageIndex.Add(page, _pages.Count);
                 _pages.Add(page);
             }
@@ -63,7 +69,7 @@ public sealed class ScatterRead
     {
         int count = _pages.Count;
         if (_data.Length < count * (long)PageSize)
-            _data = GC.AllocateUninitializedArray<byte>(checked(count * PageSize));
+            _data = GC.AllocateUninitializedArray<byte>(count * PageSize);
         if (_read.Length < count)
             _read = new bool[count];
         if (_requests.Length < count)

@@ -149,10 +149,12 @@ public sealed partial class AddressSpace : IMemory
     private void TransferPass(Span<MemoryRequest> batch, int pieceCount, MemoryFlags flags, bool write)
     {
         bool zeroPad = !write && (flags & MemoryFlags.ZeroPadOnFail) != 0;
-        var pages = ArrayPool<ulong>.Shared.Rent(pieceCount);
-        var entries = ArrayPool<PageEntry>.Shared.Rent(pieceCount);
-        var physical = ArrayPool<MemoryRequest>.Shared.Rent(pieceCount);
-        var owners = ArrayPool<int>.Shared.Rent(pieceCount);
+        // Small transfers (the typed reads of an OS layer) use this thread's scratch, which no pool trimming takes away.
+        var scratch = pieceCount <= SmallScratch.Pieces ? SmallScratch.Take() : null;
+        var pages = scratch?.Pages ?? ArrayPool<ulong>.Shared.Rent(pieceCount);
+        var entries = scratch?.Entries ?? ArrayPool<PageEntry>.Shared.Rent(pieceCount);
+        var physical = scratch?.Physical ?? ArrayPool<MemoryRequest>.Shared.Rent(pieceCount);
+        var owners = scratch?.Owners ?? ArrayPool<int>.Shared.Rent(pieceCount);
         int physicalCount = 0;
         try
         {
@@ -247,11 +249,43 @@ public sealed partial class AddressSpace : IMemory
         finally
         {
             physical.AsSpan(0, physicalCount).Clear();
-            ArrayPool<MemoryRequest>.Shared.Return(physical);
-            ArrayPool<ulong>.Shared.Return(pages);
-            ArrayPool<PageEntry>.Shared.Return(entries);
-            ArrayPool<int>.Shared.Return(owners);
+            if (scratch is not null)
+            {
+                scratch.Return();
+            }
+            else
+            {
+                ArrayPool<MemoryRequest>.Shared.Return(physical);
+                ArrayPool<ulong>.Shared.Return(pages);
+                ArrayPool<PageEntry>.Shared.Return(entries);
+                ArrayPool<int>.Shared.Return(owners);
+            }
         }
+    }
+
+    /// <summary>One thread's arrays for transfers of a few pages.</summary>
+    private sealed class SmallScratch
+    {
+        public const int Pieces = 16;
+
+        [ThreadStatic]
+        private static SmallScratch? t_cached;
+
+        public readonly ulong[] Pages = new ulong[Pieces];
+        public readonly PageEntry[] Entries = new PageEntry[Pieces];
+        public readonly MemoryRequest[] Physical = new MemoryRequest[Pieces];
+        public readonly int[] Owners = new int[Pieces];
+
+        /// <summary>This thread's scratch; a nested transfer on the same thread (an address space over a view of
+        /// another) finds it taken and gets its own.</summary>
+        public static SmallScratch Take()
+        {
+            var scratch = t_cached ?? new SmallScratch();
+            t_cached = null;
+            return scratch;
+        }
+
+        public void Return() => t_cached = this;
     }
 
     private static bool Splittable(in MemoryRequest request) =>
@@ -265,17 +299,32 @@ public sealed partial class AddressSpace : IMemory
         ulong[]? keys = null;
         Walker[]? walkers = null;
         int missingCount = 0;
+        // The large page the last cache hit found: a long read through it needs no more lookups.
+        ulong largeBase = 0, largeSize = 0, largeFrame = 0;
+        var largeFlags = PageFlags.None;
         try
         {
             for (int i = 0; i < pages.Length; i++)
             {
                 results[i] = default;
                 ulong page = pages[i];
+                if (unchecked(page - largeBase) < largeSize) // wraps for pages below, which then fail the test
+                {
+                    results[i] = new PageEntry(unchecked(largeFrame + (page - largeBase)), largeSize, largeFlags);
+                    continue;
+                }
                 if (!TryRootOf(page, out ulong root))
                     continue;
                 if (useTlb && _tlb!.TryGet(root, page, out var cached))
                 {
                     results[i] = new PageEntry(cached.PhysicalAddress & ~PageMask, cached.PageSize, cached.Flags);
+                    if (cached.PageSize > PageSize)
+                    {
+                        largeSize = cached.PageSize;
+                        largeBase = page & ~(largeSize - 1);
+                        largeFrame = unchecked((cached.PhysicalAddress & ~PageMask) - (page - largeBase));
+                        largeFlags = cached.Flags;
+                    }
                     continue;
                 }
                 missing ??= ArrayPool<int>.Shared.Rent(pages.Length - i);

@@ -40,5 +40,5 @@ public readonly record struct PageRun(ulong VirtualAddress, ulong Size, PageFlag
     public ulong Last => VirtualAddress + (Size - 1);
 
     /// <summary>Whether <paramref name="address"/> falls in the run; written so it cannot overflow.</summary>
-    public bool Contains(ulong address) => address - VirtualAddress < Size;
+    public bool Contains(ulong address) => unchecked(address - VirtualAddress) < Size;
 }

@@ -78,7 +78,8 @@ internal sealed class ElfBuilder
         {
             var load = Loads[i];
             WriteProgramHeader(file, i + 1, 1, (ulong)offsets[i], load.Physical, (ulong)load.Data.Length, load.MemorySize ?? (ulong)load.Data.Length);
-            load.Data.CopyTo(file, offsets[i]);
+            if (load.WriteData)
+                load.Data.CopyTo(file, offsets[i]);
         }
         return file;
     }
@@ -156,5 +157,8 @@ internal sealed class ElfBuilder
         public long? Offset { get; init; }
 
         public ulong? MemorySize { get; init; }
+
+        /// <summary>False when another segment writes the same bytes at the same place.</summary>
+        public bool WriteData { get; init; } = true;
     }
 }

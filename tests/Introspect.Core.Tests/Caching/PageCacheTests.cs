@@ -234,4 +234,17 @@ public sealed class PageCacheTests
             cache.Read(0x5000, buffer);
         Assert.That(GC.GetAllocatedBytesForCurrentThread() - before, Is.Zero);
     }
+
+    [Test]
+    public void A_read_of_more_pages_than_one_fetch_takes_is_served_whole()
+    {
+        using var large = new ArrayPhysicalMemory(20 << 20);
+        Random.Shared.NextBytes(large.Bytes);
+        using var cache = new PageCache(large, 64, CacheValidity.Forever);
+        var buffer = new byte[18 << 20];
+        Assert.That(cache.Read(0x800, buffer), Is.EqualTo(buffer.Length));
+        Assert.That(buffer.AsSpan().SequenceEqual(large.Bytes.AsSpan(0x800, buffer.Length)), Is.True);
+        Assert.That(large.BatchSizes, Is.EqualTo(new[] { 4096, 18 * 256 + 1 - 4096 }));
+        Assert.That(cache.Count, Is.EqualTo(64));
+    }
 }

@@ -9,12 +9,26 @@ public sealed class TranslationCacheTests
     public void A_translation_is_found_for_every_address_of_its_page_and_root_only()
     {
         var tlb = new TranslationCache(64, CacheValidity.Forever);
-        tlb.Add(0x1000, new PageTranslation(0xffff_8000_0020_0123, 0x20_0123, 0x20_0000, PageFlags.Writable | PageFlags.Large));
-        Assert.That(tlb.TryGet(0x1000, 0xffff_8000_0020_0ff8, out var t), Is.True);
-        Assert.That(t, Is.EqualTo(new PageTranslation(0xffff_8000_0020_0ff8, 0x20_0ff8, 0x20_0000, PageFlags.Writable | PageFlags.Large)));
-        Assert.That(tlb.TryGet(0x2000, 0xffff_8000_0020_0ff8, out _), Is.False, "another address space");
-        Assert.That(tlb.TryGet(0x1000, 0xffff_8000_0020_1000, out _), Is.False, "another page");
+        tlb.Add(0x1000, new PageTranslation(0x7fff_0000_5123, 0x9123, 0x1000, PageFlags.Writable | PageFlags.User));
+        Assert.That(tlb.TryGet(0x1000, 0x7fff_0000_5ff8, out var t), Is.True);
+        Assert.That(t, Is.EqualTo(new PageTranslation(0x7fff_0000_5ff8, 0x9ff8, 0x1000, PageFlags.Writable | PageFlags.User)));
+        Assert.That(tlb.TryGet(0x2000, 0x7fff_0000_5ff8, out _), Is.False, "another address space");
+        Assert.That(tlb.TryGet(0x1000, 0x7fff_0000_6000, out _), Is.False, "another page");
         Assert.That((tlb.Hits, tlb.Misses), Is.EqualTo((1L, 2L)));
+    }
+
+    [Test]
+    public void A_large_page_answers_for_its_2M_around_the_address_walked()
+    {
+        var tlb = new TranslationCache(64, CacheValidity.Forever);
+        // A 1 GiB page at physical 0x4000_0000, walked at an address 0x32_1123 into it.
+        tlb.Add(1, new PageTranslation(0xffff_8880_0032_1123, 0x4032_1123, 0x4000_0000, PageFlags.Writable | PageFlags.Large));
+        Assert.That(tlb.TryGet(1, 0xffff_8880_0020_0000, out var t), Is.True);
+        Assert.That((t.PhysicalAddress, t.PageSize), Is.EqualTo((0x4020_0000UL, 0x4000_0000UL)));
+        Assert.That(tlb.TryGet(1, 0xffff_8880_003f_ffff, out t), Is.True);
+        Assert.That(t.PhysicalAddress, Is.EqualTo(0x403f_ffffUL));
+        Assert.That(tlb.TryGet(1, 0xffff_8880_0040_0000, out _), Is.False, "the next 2 MiB of the page has its own entry");
+        Assert.That(tlb.TryGet(2, 0xffff_8880_0032_1000, out _), Is.False, "another address space");
     }
 
     [Test]

@@ -116,7 +116,7 @@ public sealed class MemoryReadsTests
     }
 
     [Test]
-    public void A_memory_reading_through_these_helpers_from_inside_a_read_gets_its_own_buffer()
+    public void A_memory_that_reads_another_memory_from_inside_a_read_gets_its_own_buffer()
     {
         var outer = new DelegateMemory((batch, _) =>
         {

@@ -92,4 +92,11 @@ public sealed class ScatterReadTests
         scatter.Execute();
         Assert.That(memory.ReadCalls, Is.EqualTo(1));
     }
+
+    [Test]
+    public void Preparing_more_than_an_array_can_hold_is_refused()
+    {
+        var scatter = new ScatterRead(_memory);
+        Assert.That(() => scatter.Prepare(0, int.MaxValue), Throws.InvalidOperationException.With.Message.Contains(ScatterRead.MaxPages.ToString()));
+    }
 }

@@ -140,4 +140,14 @@ public sealed class PageMapTests
         Assert.That(new AddressSpace(_memory, PagingArchitecture.X64, root).GetPageMap(),
             Is.EqualTo(new[] { new PageRun(0x40_0000, 0x1000, PageFlags.None) }));
     }
+
+    [Test]
+    public void A_run_contains_its_addresses_only_and_never_overflows()
+    {
+        var run = new PageRun(0xffff_ffff_ffff_f000, 0x1000, PageFlags.None);
+        Assert.That(run.Contains(0xffff_ffff_ffff_ffff), Is.True);
+        Assert.That(run.Contains(0xffff_ffff_ffff_efff), Is.False);
+        Assert.That(run.Contains(0), Is.False);
+        Assert.That(run.Last, Is.EqualTo(ulong.MaxValue));
+    }
 }

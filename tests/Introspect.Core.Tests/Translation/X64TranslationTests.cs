@@ -287,4 +287,19 @@ public sealed class X64TranslationTests
             space.Read(UserPage + 0x40, buffer);
         Assert.That(GC.GetAllocatedBytesForCurrentThread() - before, Is.Zero);
     }
+
+    [Test]
+    public void A_long_read_through_a_large_page_looks_the_translation_up_once()
+    {
+        var tlb = new TranslationCache(64, CacheValidity.Forever);
+        var space = Space(tlb);
+        var buffer = new byte[0x10_0000];
+        Assert.That(space.Read(KernelHuge + 0x10_0000, buffer), Is.EqualTo(buffer.Length));
+        long hits = tlb.Hits, misses = tlb.Misses;
+        _memory.ResetCounters();
+        Assert.That(space.Read(KernelHuge + 0x10_0000, buffer), Is.EqualTo(buffer.Length));
+        Assert.That(buffer, Is.EqualTo(_memory.Bytes.AsSpan(0x10_0000, buffer.Length).ToArray()));
+        Assert.That((tlb.Hits - hits, tlb.Misses - misses), Is.EqualTo((1L, 0L)), "one lookup for 256 pages");
+        Assert.That(_memory.BatchSizes, Is.EqualTo(new[] { 1 }), "one physical request for the data");
+    }
 }
