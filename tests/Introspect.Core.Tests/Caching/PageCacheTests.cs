@@ -227,12 +227,14 @@ public sealed class PageCacheTests
         using var cache = new PageCache(_memory, 16, CacheValidity.Forever);
         var buffer = new byte[0x1000];
         _memory.Recording = false;
+        const int Reads = 20_000;
         for (int i = 0; i < 100; i++)
             cache.Read(0x5000, buffer);
         long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 1000; i++)
+        for (int i = 0; i < Reads; i++)
             cache.Read(0x5000, buffer);
-        Assert.That(GC.GetAllocatedBytesForCurrentThread() - before, Is.Zero);
+        // Less than a byte per read: the runtime's own one-off allocations (tiered JIT) pass, one object per read cannot.
+        Assert.That(GC.GetAllocatedBytesForCurrentThread() - before, Is.LessThan(Reads));
     }
 
     [Test]

@@ -280,12 +280,14 @@ public sealed class X64TranslationTests
         var space = Space(new TranslationCache(64, CacheValidity.Forever));
         Span<byte> buffer = stackalloc byte[64];
         _memory.Recording = false;
+        const int Reads = 20_000;
         for (int i = 0; i < 100; i++)
             space.Read(UserPage + 0x40, buffer);
         long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 1000; i++)
+        for (int i = 0; i < Reads; i++)
             space.Read(UserPage + 0x40, buffer);
-        Assert.That(GC.GetAllocatedBytesForCurrentThread() - before, Is.Zero);
+        // Less than a byte per read: the runtime's own one-off allocations (tiered JIT) pass, one object per read cannot.
+        Assert.That(GC.GetAllocatedBytesForCurrentThread() - before, Is.LessThan(Reads));
     }
 
     [Test]
