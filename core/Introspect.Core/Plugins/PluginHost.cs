@@ -77,24 +77,50 @@ public sealed class PluginHost
         return compatible;
     }
 
-    /// <summary>Opens a chain. Today a chain is one connector; OS layers and nested steps come with their plugins.</summary>
+    /// <summary>Opens a chain: its connector, then each OS layer over the memory before it.</summary>
     /// <exception cref="PluginException">A step names no installed plugin, or the steps are in an order no chain can have.</exception>
     /// <exception cref="PluginArgumentException">An argument is unknown or its value has the wrong form.</exception>
-    /// <exception cref="InvalidDataException">The connector's source is malformed.</exception>
-    public IPhysicalMemory OpenPhysicalMemory(ChainSpec chain)
+    /// <exception cref="InvalidDataException">A connector's source is malformed, or an OS layer cannot find its OS.</exception>
+    public OpenedChain Open(ChainSpec chain)
     {
         ArgumentNullException.ThrowIfNull(chain);
-        var first = chain.Steps[0];
-        var descriptor = Resolve(first.Name, first.Version);
-        if (descriptor.Kind != PluginKind.Connector)
-            throw new PluginException($"Chain '{chain.Text}' starts with '{first.Name}', an OS layer; a chain starts with a connector (for example coredump:path=FILE).");
-        if (chain.Steps.Count > 1)
+        var plugins = chain.Steps.Select(step => Resolve(step.Name, step.Version)).ToList();
+        CheckOrder(chain, plugins);
+        var owned = new List<IDisposable>();
+        try
         {
-            var next = chain.Steps[1];
-            var nextDescriptor = Resolve(next.Name, next.Version);
-            throw new PluginException($"Chain '{chain.Text}': '{next.Name}' ({nextDescriptor.KindName}) cannot follow a connector yet: this host opens chains of one connector.");
+            IPhysicalMemory memory = OpenConnector(plugins[0], chain.Steps[0]);
+            owned.Add(memory);
+            IOperatingSystem? system = null;
+            for (int i = 1; i < chain.Steps.Count; i++)
+            {
+                system = OpenOperatingSystem(plugins[i], chain.Steps[i], memory);
+                owned.Add(system);
+            }
+            return new OpenedChain(chain, plugins, memory, system, owned);
         }
-        return OpenConnector(descriptor, first);
+        catch
+        {
+            for (int i = owned.Count - 1; i >= 0; i--)
+                owned[i].Dispose();
+            throw;
+        }
+    }
+
+    private static void CheckOrder(ChainSpec chain, List<PluginDescriptor> plugins)
+    {
+        if (plugins[0].Kind != PluginKind.Connector)
+            throw new PluginException($"Chain '{chain.Text}' starts with '{plugins[0].Name}', an OS layer; a chain starts with a connector (for example coredump:path=FILE).");
+        for (int i = 1; i < plugins.Count; i++)
+        {
+            var (previous, current) = (plugins[i - 1], plugins[i]);
+            if (previous.Kind == PluginKind.Connector && current.Kind == PluginKind.Connector)
+                throw new PluginException($"Chain '{chain.Text}': connector '{current.Name}' follows connector '{previous.Name}'; after a connector comes an OS layer that reads its memory.");
+            if (previous.Kind == PluginKind.OperatingSystem && current.Kind == PluginKind.OperatingSystem)
+                throw new PluginException($"Chain '{chain.Text}': OS layer '{current.Name}' follows OS layer '{previous.Name}'; an OS layer reads the physical memory of a connector.");
+            if (previous.Kind == PluginKind.OperatingSystem)
+                throw new PluginException($"Chain '{chain.Text}': connector '{current.Name}' would take OS '{previous.Name}' as its input, which this host cannot do yet.");
+        }
     }
 
     /// <summary>Loads <paramref name="descriptor"/>'s connector factory and opens it with the step's arguments.</summary>
@@ -104,14 +130,32 @@ public sealed class PluginHost
         ArgumentNullException.ThrowIfNull(step);
         var factory = CreateFactory<IConnectorFactory>(descriptor);
         var arguments = PluginArgumentBinder.Bind(descriptor.Name, factory.Parameters, step.Arguments);
-        var context = new LoggingPluginContext(_loggerFactory.CreateLogger($"plugin.{descriptor.Name}"));
+        return Call(descriptor, "open", () => factory.Create(arguments, ContextFor(descriptor)));
+    }
+
+    /// <summary>Loads <paramref name="descriptor"/>'s OS layer factory and recognises its OS in <paramref name="input"/>.</summary>
+    public IOperatingSystem OpenOperatingSystem(PluginDescriptor descriptor, ChainStep step, IPhysicalMemory input)
+    {
+        ArgumentNullException.ThrowIfNull(descriptor);
+        ArgumentNullException.ThrowIfNull(step);
+        var factory = CreateFactory<IOsLayerFactory>(descriptor);
+        var arguments = PluginArgumentBinder.Bind(descriptor.Name, factory.Parameters, step.Arguments);
+        return Call(descriptor, "recognise its OS", () => factory.Create(input, arguments, ContextFor(descriptor)));
+    }
+
+    private IPluginContext ContextFor(PluginDescriptor descriptor) =>
+        new LoggingPluginContext(_loggerFactory.CreateLogger($"plugin.{descriptor.Name}"));
+
+    /// <summary>Runs plugin code; what the contract lets it throw passes, anything else becomes a <see cref="PluginException"/> naming the plugin.</summary>
+    private static T Call<T>(PluginDescriptor descriptor, string what, Func<T> action)
+    {
         try
         {
-            return factory.Create(arguments, context);
+            return action();
         }
         catch (Exception e) when (e is not (InvalidDataException or PluginArgumentException or IOException or UnauthorizedAccessException or PluginException))
         {
-            throw new PluginException($"Connector '{descriptor.Name}' {descriptor.Version} failed to open: {e.Message}", e);
+            throw new PluginException($"{descriptor.KindName} '{descriptor.Name}' {descriptor.Version} failed to {what}: {e.Message}", e);
         }
     }
 
@@ -119,7 +163,7 @@ public sealed class PluginHost
     public IReadOnlyList<PluginParameter> GetParameters(PluginDescriptor descriptor) => descriptor.Kind switch
     {
         PluginKind.Connector => CreateFactory<IConnectorFactory>(descriptor).Parameters,
-        _ => throw new PluginException($"Plugin '{descriptor.Name}' is an {descriptor.KindName} plugin, which this host cannot load yet."),
+        _ => CreateFactory<IOsLayerFactory>(descriptor).Parameters,
     };
 
     private TFactory CreateFactory<TFactory>(PluginDescriptor descriptor) where TFactory : class

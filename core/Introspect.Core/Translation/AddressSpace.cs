@@ -20,7 +20,7 @@ namespace Introspect.Core.Translation;
 /// from a page cache beneath. Thread-safe as long as the physical memory is.
 /// </para>
 /// </remarks>
-public sealed partial class AddressSpace : IMemory
+public sealed partial class AddressSpace : IVirtualMemory
 {
     private const int PageSize = PagingArchitecture.PageSize;
     private const ulong PageMask = PageSize - 1;
@@ -69,6 +69,13 @@ public sealed partial class AddressSpace : IMemory
     public ulong? DirectoryTableBaseHigh { get; }
 
     public TranslationCache? TranslationCache => _tlb;
+
+    bool IVirtualMemory.TryTranslate(ulong virtualAddress, out ulong physicalAddress)
+    {
+        bool mapped = TryTranslate(virtualAddress, out var translation);
+        physicalAddress = mapped ? translation.PhysicalAddress : 0;
+        return mapped;
+    }
 
     /// <summary>Translates one address.</summary>
     /// <returns>False when the address is not canonical or not mapped, or a table could not be read.</returns>

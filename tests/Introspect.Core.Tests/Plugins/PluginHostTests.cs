@@ -49,7 +49,8 @@ public class PluginHostTests
     {
         var host = new PluginHost(PluginCatalog.Scan([BuiltInPlugins]));
 
-        using var memory = host.OpenPhysicalMemory(ChainSpec.Parse($"coredump:path=\"{TestInputs.LinuxRawImage}\""));
+        using var chain = host.Open(ChainSpec.Parse($"coredump:path=\"{TestInputs.LinuxRawImage}\""));
+        var memory = chain.PhysicalMemory;
 
         var context = AssemblyLoadContext.GetLoadContext(memory.GetType().Assembly);
         Assert.That(context, Is.Not.SameAs(AssemblyLoadContext.Default));
@@ -67,7 +68,7 @@ public class PluginHostTests
     {
         var host = new PluginHost(PluginCatalog.Scan([BuiltInPlugins]));
 
-        var error = Assert.Throws<PluginException>(() => host.OpenPhysicalMemory(ChainSpec.Parse("hyperv:name=x")));
+        var error = Assert.Throws<PluginException>(() => host.Open(ChainSpec.Parse("hyperv:name=x")));
 
         Assert.That(error!.Message, Does.Contain("No plugin named 'hyperv'").And.Contain("coredump").And.Contain(BuiltInPlugins));
     }
@@ -77,7 +78,7 @@ public class PluginHostTests
     {
         var host = new PluginHost(PluginCatalog.Scan([BuiltInPlugins]));
 
-        var error = Assert.Throws<PluginArgumentException>(() => host.OpenPhysicalMemory(ChainSpec.Parse("coredump:path=/nonexistent,offset=0x10")));
+        var error = Assert.Throws<PluginArgumentException>(() => host.Open(ChainSpec.Parse("coredump:path=/nonexistent,offset=0x10")));
 
         Assert.That(error!.Message, Does.Contain("unknown argument 'offset'"));
     }
@@ -101,7 +102,7 @@ public class PluginHostTests
         SyntheticPluginAssembly.Write(_scratch, "Wrong.Plugin", "wrong", IntrospectAbi.Version, "Wrong.Factory", defineFactory: true);
         var host = new PluginHost(PluginCatalog.Scan([_scratch]));
 
-        var error = Assert.Throws<PluginException>(() => host.OpenPhysicalMemory(ChainSpec.Parse("wrong:path=x")));
+        var error = Assert.Throws<PluginException>(() => host.Open(ChainSpec.Parse("wrong:path=x")));
 
         Assert.That(error!.Message, Does.Contain("does not implement IConnectorFactory"));
     }
@@ -119,12 +120,12 @@ public class PluginHostTests
     }
 
     [Test]
-    public void Chains_that_start_with_an_os_layer_or_continue_past_a_connector_are_refused_with_the_reason()
+    public void A_connector_after_a_connector_is_refused_with_the_reason()
     {
         var host = new PluginHost(PluginCatalog.Scan([BuiltInPlugins]));
 
-        var error = Assert.Throws<PluginException>(() => host.OpenPhysicalMemory(ChainSpec.Parse($"coredump:path=x -> coredump:path=y")));
+        var error = Assert.Throws<PluginException>(() => host.Open(ChainSpec.Parse($"coredump:path=x -> coredump:path=y")));
 
-        Assert.That(error!.Message, Does.Contain("cannot follow a connector"));
+        Assert.That(error!.Message, Does.Contain("connector 'coredump' follows connector 'coredump'; after a connector comes an OS layer"));
     }
 }

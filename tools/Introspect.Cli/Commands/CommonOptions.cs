@@ -75,16 +75,14 @@ internal static class CommonOptions
         return services.BuildServiceProvider();
     }
 
-    /// <summary>Opens the physical memory at the end of a chain.</summary>
-    public static OpenedChain OpenChain(ParseResult parseResult, Option<string> chain, Option<string[]> pluginPath, Option<bool> verbose)
+    /// <summary>Opens a chain with the services a command runs with.</summary>
+    public static CliChain OpenChain(ParseResult parseResult, Option<string> chain, Option<string[]> pluginPath, Option<bool> verbose)
     {
         var services = BuildServices(parseResult, pluginPath, verbose);
         try
         {
             var spec = ChainSpec.Parse(parseResult.GetValue(chain)!);
-            var host = services.GetRequiredService<PluginHost>();
-            var memory = host.OpenPhysicalMemory(spec);
-            return new OpenedChain(spec, host.Resolve(spec.Steps[0].Name, spec.Steps[0].Version), memory, services);
+            return new CliChain(services.GetRequiredService<PluginHost>().Open(spec), services);
         }
         catch
         {
@@ -96,20 +94,23 @@ internal static class CommonOptions
     public static string Hex(ulong value) => "0x" + value.ToString("x", CultureInfo.InvariantCulture);
 }
 
-/// <summary>An opened chain with what it was opened from; disposing closes the memory and the services.</summary>
-internal sealed class OpenedChain(ChainSpec spec, PluginDescriptor connector, IPhysicalMemory memory, ServiceProvider services) : IDisposable
+/// <summary>An opened chain and the services it runs with; disposing closes both.</summary>
+internal sealed class CliChain(OpenedChain chain, ServiceProvider services) : IDisposable
 {
-    public ChainSpec Spec { get; } = spec;
+    public OpenedChain Chain { get; } = chain;
 
-    public PluginDescriptor Connector { get; } = connector;
+    public ChainSpec Spec => Chain.Spec;
 
-    public IPhysicalMemory Memory { get; } = memory;
+    /// <summary>The chain's first plugin, the connector that serves its memory.</summary>
+    public PluginDescriptor Connector => Chain.Plugins[0];
 
-    public ConnectorHints Hints => Memory is IConnectorHints withHints ? withHints.Hints : ConnectorHints.None;
+    public IPhysicalMemory Memory => Chain.PhysicalMemory;
+
+    public ConnectorHints Hints => Chain.Hints;
 
     public void Dispose()
     {
-        Memory.Dispose();
+        Chain.Dispose();
         services.Dispose();
     }
 }
