@@ -246,4 +246,26 @@ public class CommandTests
         Assert.That(run.ExitCode, Is.Not.Zero);
         Assert.That(run.Error + run.Output, Does.Contain("'ff00' is not a number"));
     }
+
+    [TestCase("ps")]
+    [TestCase("kernel")]
+    [TestCase("modules")]
+    public void Os_commands_on_a_chain_without_an_os_layer_say_what_to_add(string command)
+    {
+        var run = CliRun.Of(command, "--chain", RawChain);
+
+        Assert.That(run.ExitCode, Is.EqualTo(2), run.ToString());
+        Assert.That(run.Error, Does.Contain("ends in a connector; this needs an OS layer at its end"));
+    }
+
+    [TestCase("--phys", "0x1000", "--pid", "1")]
+    [TestCase("--pid", "1")]
+    [TestCase("--virt", "0x1000")]
+    public void Read_takes_a_physical_address_or_a_pid_with_a_virtual_one(params string[] where)
+    {
+        var run = CliRun.Of(["read", "--chain", RawChain, "--length", "16", .. where]);
+
+        Assert.That(run.ExitCode, Is.EqualTo(2), run.ToString());
+        Assert.That(run.Error, Does.Contain("give either --phys ADDRESS, or --pid N with --virt ADDRESS"));
+    }
 }

@@ -21,6 +21,11 @@ internal static class CliApplication
             DumpCommand.Create(console),
             SearchCommand.Create(console),
             BenchCommand.Create(console),
+            ProcessCommands.Ps(console),
+            ProcessCommands.Maps(console),
+            ProcessCommands.Modules(console),
+            KernelCommands.Kernel(console),
+            KernelCommands.Symbol(console),
         };
         var parseResult = root.Parse(args);
         try

@@ -15,11 +15,12 @@ internal static class SearchCommand
         var text = new Option<string>("--text") { Description = "A text, searched as UTF-8" };
         var utf16 = new Option<bool>("--utf16") { Description = "Search --text as UTF-16LE instead of UTF-8" };
         var maxHits = new Option<int>("--max-hits") { Description = "Stop after this many hits", DefaultValueFactory = _ => 10000 };
+        var pid = ProcessCommands.Pid(required: false);
         var json = CommonOptions.JsonOutput();
         var pluginPath = CommonOptions.PluginPath();
         var verbose = CommonOptions.Verbose();
-        var command = new Command("search", "Find a byte pattern or a text in physical memory; prints the physical address of each hit");
-        CommonOptions.AddTo(command, chain, pattern, text, utf16, maxHits, json, pluginPath, verbose);
+        var command = new Command("search", "Find a byte pattern or a text in physical memory, or in a process's memory areas with --pid; prints the address of each hit");
+        CommonOptions.AddTo(command, chain, pattern, text, utf16, maxHits, pid, json, pluginPath, verbose);
         command.SetAction((parseResult, cancel) =>
         {
             var patternText = parseResult.GetValue(pattern);
@@ -41,14 +42,28 @@ internal static class SearchCommand
             }
 
             using var opened = CommonOptions.OpenChain(parseResult, chain, pluginPath, verbose);
+            Func<IProgress<SearchProgress>?, IReadOnlyList<ulong>> search;
+            ulong total = opened.Memory.MemoryMap.TotalSize;
+            if (parseResult.GetResult(pid) is null)
+            {
+                search = progress => MemorySearch.Search(opened.Memory, needle, parseResult.GetValue(maxHits), progress, cancel);
+            }
+            else
+            {
+                var system = opened.Chain.RequireOperatingSystem();
+                var process = ProcessCommands.FindProcess(system, parseResult.GetValue(pid));
+                var memory = system.OpenProcessMemory(process);
+                var areas = system.GetMemoryAreas(process).Select(a => (a.Start, a.End)).ToList();
+                total = areas.Aggregate(0UL, (sum, area) => sum + (area.End - area.Start));
+                search = progress => MemorySearch.Search(memory, needle, areas, parseResult.GetValue(maxHits), progress, cancel);
+            }
             IReadOnlyList<ulong> hits = null!;
-            void Search(IProgress<SearchProgress>? progress) =>
-                hits = MemorySearch.Search(opened.Memory, needle, parseResult.GetValue(maxHits), progress, cancel);
+            void Search(IProgress<SearchProgress>? progress) => hits = search(progress);
             if (console.Interactive)
             {
                 console.ErrorAnsi.Progress().Start(context =>
                 {
-                    var task = context.AddTask("searching", maxValue: opened.Memory.MemoryMap.TotalSize);
+                    var task = context.AddTask("searching", maxValue: total);
                     Search(new Progress<SearchProgress>(p => task.Value = p.BytesDone));
                 });
             }
