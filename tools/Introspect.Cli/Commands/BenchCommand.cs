@@ -3,6 +3,9 @@ using System.Diagnostics;
 using System.IO.MemoryMappedFiles;
 using System.Text.Json;
 using Introspect.Abi;
+using Introspect.Core.Chains;
+using Introspect.Core.Plugins;
+using Microsoft.Extensions.DependencyInjection;
 using Spectre.Console;
 
 namespace Introspect.Cli.Commands;
@@ -51,6 +54,12 @@ internal static class BenchCommand
                 Sequential(opened.Memory, baseline, parseResult.GetValue(rounds)),
                 Scatter(opened.Memory, baseline, parseResult.GetValue(rounds)),
             };
+            if (opened.Chain.OperatingSystem is { } system)
+            {
+                using var services = CommonOptions.BuildServices(parseResult, pluginPath, verbose);
+                figures.Add(ProcessList(services.GetRequiredService<PluginHost>(), opened.Spec, baseline, parseResult.GetValue(rounds)));
+                figures.AddRange(VirtualReads(system, opened.Memory, parseResult.GetValue(rounds)));
+            }
             if (parseResult.GetValue(json))
             {
                 console.Output.WriteLine(JsonSerializer.Serialize(figures, CommonOptions.Json));
@@ -171,6 +180,110 @@ internal static class BenchCommand
         double oursRate = reads / Seconds(oursTicks);
         double baselineRate = reads / Seconds(baselineTicks);
         return new BenchFigure($"random 4 KiB scatter reads (batches of {batchSize})", oursRate, "reads/s", baselineRate, oursRate / baselineRate);
+    }
+
+    /// <summary>
+    /// Opening the chain and listing every process, against copying the measured RAM once: a ratio above 1 means a
+    /// full process list costs less than one pass over the guest's memory.
+    /// </summary>
+    private static BenchFigure ProcessList(PluginHost host, ChainSpec spec, BaselineCopy baseline, int rounds)
+    {
+        var buffer = new byte[SequentialChunk];
+        long oursTicks = 0, baselineTicks = 0;
+        int processes = 0;
+        for (int round = 0; round <= rounds; round++)
+        {
+            var watch = Stopwatch.StartNew();
+            using (var chain = host.Open(spec))
+                processes = chain.RequireOperatingSystem().GetProcesses().Count;
+            long ours = watch.ElapsedTicks;
+            watch.Restart();
+            foreach (var range in baseline.Ranges)
+            {
+                for (ulong done = 0; done < range.Size; done += SequentialChunk)
+                    baseline.Copy(range.Base + done, buffer.AsSpan(0, (int)Math.Min(SequentialChunk, range.Size - done)));
+            }
+            if (round == 0)
+                continue;
+            oursTicks += ours;
+            baselineTicks += watch.ElapsedTicks;
+        }
+        double oursRate = rounds / Seconds(oursTicks);
+        double baselineRate = rounds / Seconds(baselineTicks);
+        return new BenchFigure($"open + full process list ({processes} processes; baseline: one copy of the RAM)", oursRate, "per s", baselineRate, oursRate / baselineRate);
+    }
+
+    /// <summary>
+    /// Random 8-byte reads in the largest user process, with the translation cache warm and with every cache bypassed,
+    /// against 8-byte reads of the same physical addresses: what translation costs per read.
+    /// </summary>
+    private static IEnumerable<BenchFigure> VirtualReads(IOperatingSystem system, IPhysicalMemory physical, int rounds)
+    {
+        var process = system.GetProcesses().Where(p => !p.IsKernelThread)
+            .Select(p => (Process: p, Areas: system.GetMemoryAreas(p)))
+            .OrderByDescending(p => p.Areas.Aggregate(0UL, (sum, area) => sum + (area.End - area.Start)))
+            .FirstOrDefault();
+        if (process.Process is null)
+            yield break;
+        var memory = system.OpenProcessMemory(process.Process);
+        var random = new Random(0x51ab);
+        var virtualPages = new List<ulong>();
+        var physicalPages = new List<ulong>();
+        var pages = process.Areas.SelectMany(a => Enumerable.Range(0, (int)Math.Min((a.End - a.Start) / PageSize, 1 << 16)).Select(i => a.Start + (ulong)i * PageSize)).ToList();
+        foreach (var page in pages.OrderBy(_ => random.Next()).Take(1 << 14))
+        {
+            if (memory.TryTranslate(page, out var physicalPage))
+            {
+                virtualPages.Add(page);
+                physicalPages.Add(physicalPage);
+            }
+        }
+        if (virtualPages.Count < 16)
+            yield break;
+
+        const int Reads = 1 << 15;
+        var picks = Enumerable.Range(0, Reads).Select(_ => random.Next(virtualPages.Count)).ToArray();
+        var offsets = Enumerable.Range(0, Reads).Select(_ => (ulong)random.Next(PageSize / 8) * 8).ToArray();
+        var virtualAddresses = picks.Select((pick, i) => virtualPages[pick] + offsets[i]).ToArray();
+        var physicalAddresses = picks.Select((pick, i) => physicalPages[pick] + offsets[i]).ToArray();
+        string name = $"random 8-byte reads in pid {process.Process.Pid} ({virtualPages.Count} pages; baseline: the same physical reads)";
+        foreach (var (label, flags) in new[] { ("TLB on", MemoryFlags.None), ("TLB off", MemoryFlags.NoCache) })
+        {
+            var (ours, baselineRate) = ReadRates(memory, virtualAddresses, physical, physicalAddresses, flags, rounds);
+            yield return new BenchFigure($"{name}, {label}", ours, "reads/s", baselineRate, ours / baselineRate);
+        }
+    }
+
+    private static (double Ours, double Baseline) ReadRates(IMemory memory, ulong[] addresses, IPhysicalMemory physical, ulong[] physicalAddresses, MemoryFlags flags, int rounds)
+    {
+        const int Batch = 256;
+        var buffer = new byte[Batch * 8];
+        var batch = new MemoryRequest[Batch];
+        long oursTicks = 0, baselineTicks = 0;
+        void Run(IMemory target, ulong[] at, MemoryFlags readFlags)
+        {
+            for (int start = 0; start < at.Length; start += Batch)
+            {
+                int count = Math.Min(Batch, at.Length - start);
+                for (int i = 0; i < count; i++)
+                    batch[i] = new MemoryRequest(at[start + i], buffer.AsMemory(i * 8, 8));
+                target.Read(batch.AsSpan(0, count), readFlags);
+            }
+        }
+        for (int round = 0; round <= rounds; round++)
+        {
+            var watch = Stopwatch.StartNew();
+            Run(memory, addresses, flags);
+            long ours = watch.ElapsedTicks;
+            watch.Restart();
+            Run(physical, physicalAddresses, MemoryFlags.None);
+            if (round == 0)
+                continue;
+            oursTicks += ours;
+            baselineTicks += watch.ElapsedTicks;
+        }
+        double reads = (double)addresses.Length * rounds;
+        return (reads / Seconds(oursTicks), reads / Seconds(baselineTicks));
     }
 
     private static double Seconds(long ticks) => Math.Max(ticks, 1) / (double)Stopwatch.Frequency;
