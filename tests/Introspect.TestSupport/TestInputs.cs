@@ -40,6 +40,26 @@ public static class TestInputs
     /// <summary>The flattened makedumpfile dump QEMU wrote of the same guest at the same moment.</summary>
     public static string LinuxFlattenedKdump => TestData("linux", "linux-6.1-x64-128M.kdump-zlib");
 
+    private const ulong MiB = 1024 * 1024;
+
+    /// <summary>KASLR on, machine <c>pc</c>, 256 MiB, 4-level paging.</summary>
+    public static FixtureGuest LinuxKaslrPc { get; } = new("linux-kaslr-pc", "pc", "qemu64", 256 * MiB, 256 * MiB, Kaslr: true, PagingLevels: 4);
+
+    /// <summary><c>nokaslr</c>, machine <c>q35</c>, 256 MiB, 4-level paging: the kernel at its link address.</summary>
+    public static FixtureGuest LinuxNoKaslrQ35 { get; } = new("linux-nokaslr-q35", "q35", "qemu64", 256 * MiB, 256 * MiB, Kaslr: false, PagingLevels: 4);
+
+    /// <summary>
+    /// KASLR on, machine <c>pc</c> with <c>max-ram-below-4g=512M</c>: 512 MiB below the PCI hole and 512 MiB at 4 GiB.
+    /// With 1 GiB the kernel turns transparent huge pages on, so the memtest processes' <c>huge</c> buffers are 2 MiB pages.
+    /// </summary>
+    public static FixtureGuest LinuxHighMemPc { get; } = new("linux-highmem-pc", "pc,max-ram-below-4g=512M", "qemu64", 1024 * MiB, 512 * MiB, Kaslr: true, PagingLevels: 4);
+
+    /// <summary>KASLR on, machine <c>pc</c>, <c>-cpu max</c>: the kernel runs with 5-level paging (LA57).</summary>
+    public static FixtureGuest LinuxLa57Pc { get; } = new("linux-la57-pc", "pc", "max", 256 * MiB, 256 * MiB, Kaslr: true, PagingLevels: 5);
+
+    /// <summary>Every guest of the fixtures' <c>linux-guests</c> step, each with the sectioned ground truth <see cref="GuestOracle"/> reads.</summary>
+    public static IReadOnlyList<FixtureGuest> LinuxGuests { get; } = [LinuxKaslrPc, LinuxNoKaslrQ35, LinuxHighMemPc, LinuxLa57Pc];
+
     private static string Require(string path, string source)
     {
         if (!File.Exists(path))
