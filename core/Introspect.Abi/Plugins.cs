@@ -89,6 +89,13 @@ public sealed record PluginParameter(string Name, PluginParameterType Type, stri
 
     /// <summary>The allowed values of a <see cref="PluginParameterType.Choice"/>.</summary>
     public IReadOnlyList<string> Choices { get; init; } = [];
+
+    /// <summary>Whether a chain may give this argument's value bare, as the step's first argument.</summary>
+    /// <remarks>
+    /// <c>coredump:/data/x.raw</c> then means <c>coredump:path=/data/x.raw</c>. At most one parameter of a plugin
+    /// has it; a plugin that marks none but has exactly one required parameter gets that one as its default.
+    /// </remarks>
+    public bool IsDefaultArgument { get; init; }
 }
 
 /// <summary>A bad plugin argument: the message names the plugin, the key, the value and what was expected.</summary>

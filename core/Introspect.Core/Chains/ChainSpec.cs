@@ -5,27 +5,42 @@ namespace Introspect.Core.Chains;
 /// <summary>One step of a chain: a plugin's name, an optional version, and its arguments.</summary>
 /// <param name="Name">The plugin's name, lower case.</param>
 /// <param name="Version">The version asked for (<c>name@1.2</c>), or null for the newest.</param>
-/// <param name="Arguments">The <c>key=value</c> pairs in the order written.</param>
+/// <param name="Arguments">The <c>key=value</c> pairs in the order written (keys lower case).</param>
 public sealed record ChainStep(string Name, string? Version, IReadOnlyList<KeyValuePair<string, string>> Arguments)
 {
+    /// <summary>A value given bare as the step's first argument (<c>coredump:/data/x.raw</c>), for the plugin's default argument; null when none.</summary>
+    public string? DefaultValue { get; init; }
+
     public override string ToString()
     {
         var text = new StringBuilder(Name);
         if (Version is not null)
             text.Append('@').Append(Version);
-        for (int i = 0; i < Arguments.Count; i++)
+        bool first = true;
+        if (DefaultValue is not null)
         {
-            text.Append(i == 0 ? ':' : ',').Append(Arguments[i].Key).Append('=');
-            text.Append(ChainSpec.NeedsQuotes(Arguments[i].Value) ? $"\"{Arguments[i].Value.Replace("\"", "\\\"", StringComparison.Ordinal)}\"" : Arguments[i].Value);
+            text.Append(':').Append(Quote(DefaultValue, bare: true));
+            first = false;
+        }
+        foreach (var (key, value) in Arguments)
+        {
+            text.Append(first ? ':' : ',').Append(key).Append('=').Append(Quote(value, bare: false));
+            first = false;
         }
         return text.ToString();
     }
+
+    private static string Quote(string value, bool bare) =>
+        ChainSpec.NeedsQuotes(value) || (bare && value.Contains('=', StringComparison.Ordinal))
+            ? $"\"{value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal)}\""
+            : value;
 }
 
 /// <summary>A chain as written everywhere: <c>coredump:path=/data/host.elf -> linux -> qemu:name=guest1 -> windows</c>.</summary>
 /// <remarks>
-/// Steps are separated by <c>-&gt;</c>; a step is <c>name[@version][:key=value[,key=value...]]</c>. A value that holds
-/// a comma, <c>-&gt;</c>, a quote or surrounding spaces is written in double quotes, with <c>\"</c> and <c>\\</c> inside.
+/// Steps are separated by <c>-&gt;</c>; a step is <c>name[@version][:[value,]key=value[,key=value...]]</c>, where a first
+/// value without a key is the plugin's default argument. Keys are names, optionally dotted (<c>cache.pages</c>). A value
+/// that holds a comma, <c>-&gt;</c>, a quote or surrounding spaces is written in double quotes, with <c>\"</c> and <c>\\</c> inside.
 /// Whether each step's plugin exists, and whether the kinds follow each other in a valid order, is the plugin host's
 /// business: this type only knows the syntax.
 /// </remarks>
@@ -90,21 +105,56 @@ public sealed class ChainSpec
                 SkipSpaces();
             }
             var arguments = new List<KeyValuePair<string, string>>();
+            string? defaultValue = null;
             if (TryConsume(":"))
             {
+                bool first = true;
                 do
                 {
                     SkipSpaces();
-                    var key = ParseName($"an argument name for '{name}'");
-                    SkipSpaces();
-                    if (!TryConsume("="))
-                        Fail($"'=' after the argument name '{key}'", Describe());
-                    arguments.Add(new(key, ParseValue(key)));
+                    if (first && !LooksAtKey())
+                    {
+                        defaultValue = ParseValue($"the default argument of '{name}'");
+                    }
+                    else
+                    {
+                        var key = ParseKey($"an argument name for '{name}' (key=value; only the first argument may be given bare)");
+                        SkipSpaces();
+                        if (!TryConsume("="))
+                            Fail($"'=' after the argument name '{key}'", Describe());
+                        arguments.Add(new(key, ParseValue($"'{key}'")));
+                    }
+                    first = false;
                     SkipSpaces();
                 }
                 while (TryConsume(","));
             }
-            return new ChainStep(name, version, arguments);
+            return new ChainStep(name, version, arguments) { DefaultValue = defaultValue };
+        }
+
+        /// <summary>Whether a <c>key=</c> starts here (a bare first value is anything else).</summary>
+        private readonly bool LooksAtKey()
+        {
+            int position = _position;
+            int start = position;
+            while (position < _text.Length && (char.IsAsciiLetterOrDigit(_text[position]) || _text[position] is '_' or '-' or '.')
+                && string.CompareOrdinal(_text, position, "->", 0, 2) != 0)
+                position++;
+            if (position == start)
+                return false;
+            while (position < _text.Length && char.IsWhiteSpace(_text[position]))
+                position++;
+            return position < _text.Length && _text[position] == '=';
+        }
+
+        private string ParseKey(string what)
+        {
+            int start = _position;
+            while (!AtEnd && (char.IsAsciiLetterOrDigit(Current) || Current is '_' or '-' or '.') && !LooksAtArrow())
+                _position++;
+            if (_position == start)
+                Fail(what, Describe());
+            return _text[start.._position].ToLowerInvariant();
         }
 
         private string ParseName(string what)
@@ -127,7 +177,7 @@ public sealed class ChainSpec
             return _text[start.._position];
         }
 
-        private string ParseValue(string key)
+        private string ParseValue(string what)
         {
             if (!AtEnd && Current == '"')
             {
@@ -138,7 +188,7 @@ public sealed class ChainSpec
                     if (AtEnd)
                     {
                         _position = open;
-                        Fail($"a closing '\"' for the value of '{key}'", "the end of the chain");
+                        Fail($"a closing '\"' for the value of {what}", "the end of the chain");
                     }
                     char c = _text[_position++];
                     if (c == '"')
@@ -155,7 +205,7 @@ public sealed class ChainSpec
             if (plain.Length == 0)
             {
                 _position = start;
-                Fail($"a value for '{key}'", Describe());
+                Fail($"a value for {what}", Describe());
             }
             return plain;
         }

@@ -8,8 +8,9 @@ namespace Introspect.Core.Plugins;
 /// The contract assembly must come from the host's context, or the plugin's <c>IConnectorFactory</c> would be a
 /// different type from the host's and every cast would fail; everything else the plugin ships it gets from its own
 /// folder, through its <c>.deps.json</c>, so two plugins can carry different versions of the same library.
+/// The context is collectible: the host unloads it once the last instance made from it is disposed, if asked to.
 /// </remarks>
-internal sealed class PluginLoadContext(string pluginPath) : AssemblyLoadContext($"plugin:{Path.GetFileNameWithoutExtension(pluginPath)}")
+internal sealed class PluginLoadContext(string pluginPath) : AssemblyLoadContext($"plugin:{Path.GetFileNameWithoutExtension(pluginPath)}", isCollectible: true)
 {
     private static readonly string SharedContract = typeof(Abi.IMemory).Assembly.GetName().Name!;
 

@@ -48,7 +48,10 @@ public class ChainSpecTests
 
     [TestCase("", "expected a plugin name")]
     [TestCase("coredump ->", "expected a plugin name")]
-    [TestCase("coredump:path", "expected '=' after the argument name 'path'")]
+    [TestCase("coredump:format=raw,path", "expected '=' after the argument name 'path'")]
+    [TestCase("coredump:/x.raw,/y.raw", "only the first argument may be given bare")]
+    [TestCase("coredump:format=raw,/y.raw", "only the first argument may be given bare")]
+    [TestCase("coredump:,format=raw", "expected a value for the default argument of 'coredump'")]
     [TestCase("coredump:path=", "expected a value for 'path'")]
     [TestCase("coredump:path=\"/x", "expected a closing '\"'")]
     [TestCase("coredump@:path=x", "expected a version")]
@@ -60,5 +63,40 @@ public class ChainSpecTests
 
         Assert.That(error!.Message, Does.Contain(expected));
         Assert.That(error.Message, Does.Contain("position"));
+    }
+
+    [Test]
+    public void The_first_bare_value_is_the_default_argument_and_keys_may_be_dotted()
+    {
+        var chain = ChainSpec.Parse("coredump:/data/x.raw,cache.pages=4096 -> linux:tlb=off");
+
+        Assert.That(chain.Steps[0].DefaultValue, Is.EqualTo("/data/x.raw"));
+        Assert.That(chain.Steps[0].Arguments, Is.EqualTo(new[] { KeyValuePair.Create("cache.pages", "4096") }));
+        Assert.That(chain.Steps[1].DefaultValue, Is.Null);
+        Assert.That(chain.Steps[1].Arguments, Is.EqualTo(new[] { KeyValuePair.Create("tlb", "off") }));
+    }
+
+    [TestCase("coredump:path", "path")]
+    [TestCase("coredump:\"/a, b=c.raw\"", "/a, b=c.raw")]
+    [TestCase("coredump: C:\\dumps\\x.raw ", "C:\\dumps\\x.raw")]
+    public void A_bare_value_may_be_quoted_and_keeps_what_a_key_would_not(string text, string expected)
+    {
+        var step = ChainSpec.Parse(text).Steps[0];
+
+        Assert.That(step.DefaultValue, Is.EqualTo(expected));
+        Assert.That(step.Arguments, Is.Empty);
+    }
+
+    [TestCase("coredump:/data/x.raw,format=raw -> linux")]
+    [TestCase("coredump:\"/a=b, c\\\\d\"")]
+    [TestCase("native-sample@1.1:path=x")]
+    public void A_chain_with_a_bare_value_writes_back_to_text_that_parses_the_same(string text)
+    {
+        var original = ChainSpec.Parse(text);
+        var again = ChainSpec.Parse(original.ToString());
+
+        Assert.That(again.ToString(), Is.EqualTo(original.ToString()));
+        Assert.That(again.Steps[0].DefaultValue, Is.EqualTo(original.Steps[0].DefaultValue));
+        Assert.That(again.Steps[0].Arguments, Is.EqualTo(original.Steps[0].Arguments));
     }
 }

@@ -3,8 +3,11 @@ using System.Diagnostics;
 using System.IO.MemoryMappedFiles;
 using System.Text.Json;
 using Introspect.Abi;
+using Introspect.Core;
 using Introspect.Core.Chains;
 using Introspect.Core.Plugins;
+using Introspect.Fuse;
+using Introspect.Yara;
 using Microsoft.Extensions.DependencyInjection;
 using Spectre.Console;
 
@@ -38,7 +41,10 @@ internal static class BenchCommand
         var pluginPath = CommonOptions.PluginPath();
         var verbose = CommonOptions.Verbose();
         var command = new Command("bench", "Measure sequential and 4 KiB scatter read speed against a plain memory copy");
+        var mount = new Option<string>("--mount") { Description = "Also measure reading memory.pmem through a FUSE mount at this empty folder, beside the same reads through the API" };
+        var yara = new Option<string>("--yara") { Description = "Also measure a YARA scan of the measured memory with these rules, beside the yara tool on a raw copy of it" };
         CommonOptions.AddTo(command, chain, json, limit, rounds, pluginPath, verbose);
+        CommonOptions.AddTo(command, mount, yara);
         command.SetAction(parseResult =>
         {
             if (parseResult.GetValue(rounds) is < 1 or > 1000)
@@ -60,6 +66,10 @@ internal static class BenchCommand
                 figures.Add(ProcessList(services.GetRequiredService<PluginHost>(), opened.Spec, baseline, parseResult.GetValue(rounds)));
                 figures.AddRange(VirtualReads(system, opened.Memory, parseResult.GetValue(rounds)));
             }
+            if (parseResult.GetValue(mount) is { } mountPoint)
+                figures.Add(MountReads(opened.Chain, baseline, mountPoint, parseResult.GetValue(rounds)));
+            if (parseResult.GetValue(yara) is { } rulesFile)
+                figures.Add(YaraScan(opened.Chain, baseline, rulesFile, parseResult.GetValue(rounds)));
             if (parseResult.GetValue(json))
             {
                 console.Output.WriteLine(JsonSerializer.Serialize(figures, CommonOptions.Json));
@@ -287,6 +297,135 @@ internal static class BenchCommand
     }
 
     private static double Seconds(long ticks) => Math.Max(ticks, 1) / (double)Stopwatch.Frequency;
+
+    /// <summary>
+    /// Sequential 1 MiB reads of <c>memory.pmem</c> through a FUSE mount of the machine (through the kernel, back into
+    /// this process), against the same reads through the machine's API: what serving memory as a file costs.
+    /// </summary>
+    private static BenchFigure MountReads(OpenedChain chain, BaselineCopy region, string mountPoint, int rounds)
+    {
+        FuseMount.CheckAvailable();
+        using var machine = Machine.Open(chain, new MachineOptions { LeaveOpen = true });
+        using var mounted = FuseMount.Mount(machine.Vfs, mountPoint);
+        var loop = mounted.RunInBackground();
+        try
+        {
+            using var file = File.OpenHandle(Path.Combine(mounted.MountPoint, "memory.pmem"));
+            var buffer = new byte[SequentialChunk];
+            long oursTicks = 0, baselineTicks = 0;
+            ulong bytes = 0;
+            for (int round = 0; round <= rounds; round++)
+            {
+                var watch = Stopwatch.StartNew();
+                ulong roundBytes = 0;
+                foreach (var range in region.Ranges)
+                {
+                    for (ulong done = 0; done < range.Size; done += SequentialChunk)
+                    {
+                        int length = (int)Math.Min(SequentialChunk, range.Size - done);
+                        roundBytes += (ulong)RandomAccess.Read(file, buffer.AsSpan(0, length), (long)(range.Base + done));
+                    }
+                }
+                long ours = watch.ElapsedTicks;
+                watch.Restart();
+                foreach (var range in region.Ranges)
+                {
+                    for (ulong done = 0; done < range.Size; done += SequentialChunk)
+                        machine.Memory.Read(range.Base + done, buffer.AsSpan(0, (int)Math.Min(SequentialChunk, range.Size - done)));
+                }
+                if (round == 0)
+                    continue;
+                oursTicks += ours;
+                baselineTicks += watch.ElapsedTicks;
+                bytes += roundBytes;
+            }
+            double megabytes = bytes / (1024.0 * 1024.0);
+            double oursRate = megabytes / Seconds(oursTicks);
+            double baselineRate = megabytes / Seconds(baselineTicks);
+            return new BenchFigure("read memory.pmem through the FUSE mount (1 MiB reads; baseline: the same reads through the API)", oursRate, "MiB/s", baselineRate, oursRate / baselineRate);
+        }
+        finally
+        {
+            mounted.Stop();
+            loop.Wait(TimeSpan.FromSeconds(10));
+        }
+    }
+
+    /// <summary>
+    /// Compiling the rules and scanning the measured memory with YARA through the machine, against the <c>yara</c> tool
+    /// compiling them and scanning a raw file of the same bytes (kept in the page cache by one read before the rounds).
+    /// </summary>
+    private static BenchFigure YaraScan(OpenedChain chain, BaselineCopy region, string rulesFile, int rounds)
+    {
+        using var check = YaraRules.CompileFile(rulesFile);
+        var raw = Path.Combine(Path.GetTempPath(), $"introspect-bench-{Environment.ProcessId}.raw");
+        try
+        {
+            using (var output = new FileStream(raw, FileMode.Create, FileAccess.Write))
+            {
+                var chunk = new byte[SequentialChunk];
+                foreach (var range in region.Ranges)
+                {
+                    for (ulong done = 0; done < range.Size; done += SequentialChunk)
+                    {
+                        int length = (int)Math.Min(SequentialChunk, range.Size - done);
+                        region.Copy(range.Base + done, chunk.AsSpan(0, length));
+                        output.Write(chunk, 0, length);
+                    }
+                }
+            }
+            using var machine = Machine.Open(chain, new MachineOptions { LeaveOpen = true });
+            long oursTicks = 0, baselineTicks = 0;
+            int ourMatches = 0;
+            for (int round = 0; round <= rounds; round++)
+            {
+                var watch = Stopwatch.StartNew();
+                using (var rules = YaraRules.CompileFile(rulesFile))
+                {
+                    ourMatches = 0;
+                    foreach (var range in region.Ranges)
+                        ourMatches += machine.SearchYara(rules, new YaraScanOptions { Start = range.Base, End = range.Base + range.Size }).Count;
+                }
+                long ours = watch.ElapsedTicks;
+                watch.Restart();
+                RunYaraTool(rulesFile, raw);
+                if (round == 0)
+                    continue;
+                oursTicks += ours;
+                baselineTicks += watch.ElapsedTicks;
+            }
+            double megabytes = region.Size / (1024.0 * 1024.0) * rounds;
+            double oursRate = megabytes / Seconds(oursTicks);
+            double baselineRate = megabytes / Seconds(baselineTicks);
+            return new BenchFigure($"YARA scan, rules compiled each round ({ourMatches} matches; baseline: the yara tool on a raw file of the same bytes)", oursRate, "MiB/s", baselineRate, oursRate / baselineRate);
+        }
+        finally
+        {
+            File.Delete(raw);
+        }
+    }
+
+    private static void RunYaraTool(string rules, string file)
+    {
+        Process process;
+        try
+        {
+            process = Process.Start(new ProcessStartInfo("yara", [rules, file]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new CliUsageException($"--yara compares with the yara tool, which is not installed (Debian: apt install yara): {e.Message}");
+        }
+        using (process)
+        {
+            var output = process.StandardOutput.ReadToEndAsync();
+            var error = process.StandardError.ReadToEndAsync();
+            process.WaitForExit();
+            output.Wait();
+            if (process.ExitCode != 0)
+                throw new CliUsageException($"the yara tool failed on {file}: {error.Result.Trim()}");
+        }
+    }
 
     /// <summary>The measured region's bytes, copied once through the chain into an anonymous memory mapping.</summary>
     private sealed unsafe class BaselineCopy : IDisposable

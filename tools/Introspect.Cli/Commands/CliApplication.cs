@@ -21,13 +21,20 @@ internal static class CliApplication
             DumpCommand.Create(console),
             SearchCommand.Create(console),
             BenchCommand.Create(console),
+            PeCommand.Create(console),
+            PdbCommand.Create(console),
+            SymbolsCommand.Create(console),
             ProcessCommands.Ps(console),
             ProcessCommands.Maps(console),
             ProcessCommands.Modules(console),
             KernelCommands.Kernel(console),
             KernelCommands.Symbol(console),
+            MountCommand.Create(console),
+            YaraCommand.Create(console),
+            ServeCommand.Create(console),
         };
-        var parseResult = root.Parse(args);
+        // No response files: '@name' is a chain named in plugins.json (--chain @myguest), not a file of arguments.
+        var parseResult = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
         try
         {
             return parseResult.Invoke(new InvocationConfiguration

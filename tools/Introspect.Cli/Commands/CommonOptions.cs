@@ -23,8 +23,18 @@ internal static class CommonOptions
 
     public static Option<string> Chain() => new("--chain", "-c")
     {
-        Description = "The chain to open, e.g. coredump:path=/data/guest.raw",
+        Description = "The chain to open, e.g. coredump:/data/guest.raw -> linux, or @name for a chain named in plugins.json",
         Required = true,
+    };
+
+    /// <summary>The name of the option every command that loads plugins gets (added by <see cref="AddTo"/>).</summary>
+    public const string ConfigOptionName = "--config";
+
+    /// <summary><c>--config FILE</c>: the plugins.json to read instead of the one in the current or the per-user folder.</summary>
+    public static Option<string> Config() => new(ConfigOptionName)
+    {
+        Description = $"The {PluginConfiguration.FileName} to use (default: ./{PluginConfiguration.FileName}, then the per-user one)",
+        Recursive = true,
     };
 
     public static Option<bool> JsonOutput() => new("--json") { Description = "Write the result as JSON on standard output" };
@@ -53,17 +63,35 @@ internal static class CommonOptions
         },
     };
 
+    /// <summary>Adds options to a command; a command that takes <c>--plugin-path</c> loads plugins, so it also gets <c>--config</c>.</summary>
     public static void AddTo(Command command, params Option[] options)
     {
         foreach (var option in options)
             command.Add(option);
+        if (options.Any(o => o.Name == "--plugin-path") && FindConfigOption(command) is null)
+            command.Add(Config());
     }
 
-    /// <summary>The services a command runs with: logging to standard error, and the plugin host.</summary>
+    private static Option<string>? FindConfigOption(Command? command)
+    {
+        for (; command is not null; command = command.Parents.OfType<Command>().FirstOrDefault())
+        {
+            if (command.Options.FirstOrDefault(o => o.Name == ConfigOptionName) is Option<string> option)
+                return option;
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// The services a command runs with, composed with dependency injection: logging to standard error, and
+    /// Introspect's (plugins.json, the per-user inventory, the plugin catalog and host).
+    /// </summary>
     public static ServiceProvider BuildServices(ParseResult parseResult, Option<string[]> pluginPath, Option<bool> verbose)
     {
         var extraPaths = parseResult.GetValue(pluginPath) ?? [];
         var isVerbose = parseResult.GetValue(verbose);
+        var configOption = FindConfigOption(parseResult.CommandResult.Command);
+        var configFile = configOption is null ? null : parseResult.GetValue(configOption);
         var services = new ServiceCollection();
         services.AddLogging(logging =>
         {
@@ -71,17 +99,22 @@ internal static class CommonOptions
             logging.AddSimpleConsole(options => options.SingleLine = true);
             logging.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(options => options.LogToStandardErrorThreshold = LogLevel.Trace);
         });
-        services.AddSingleton(provider => PluginHost.CreateDefault(extraPaths, provider.GetRequiredService<ILoggerFactory>()));
+        services.AddIntrospect(options =>
+        {
+            options.ConfigurationFile = configFile;
+            foreach (var path in extraPaths)
+                options.PluginPaths.Add(path);
+        });
         return services.BuildServiceProvider();
     }
 
-    /// <summary>Opens a chain with the services a command runs with.</summary>
+    /// <summary>Opens a chain with the services a command runs with; <c>@name</c> is looked up in plugins.json.</summary>
     public static CliChain OpenChain(ParseResult parseResult, Option<string> chain, Option<string[]> pluginPath, Option<bool> verbose)
     {
         var services = BuildServices(parseResult, pluginPath, verbose);
         try
         {
-            var spec = ChainSpec.Parse(parseResult.GetValue(chain)!);
+            var spec = services.GetRequiredService<PluginConfiguration>().ResolveChain(parseResult.GetValue(chain)!);
             return new CliChain(services.GetRequiredService<PluginHost>().Open(spec), services);
         }
         catch
