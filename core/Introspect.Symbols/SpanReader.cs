@@ -19,7 +19,7 @@ internal ref struct SpanReader
         _data = data;
         _file = file;
         _what = what;
-        if ((uint)position > (uint)data.Length)
+        if (unchecked((uint)position) > (uint)data.Length)
             Malformed.Truncated(file, what, position, 0, data.Length);
         Position = position;
     }
@@ -52,7 +52,7 @@ internal ref struct SpanReader
         return value;
     }
 
-    public short I16() => (short)U16();
+    public short I16() => unchecked((short)U16());
 
     public uint U32()
     {
@@ -62,7 +62,7 @@ internal ref struct SpanReader
         return value;
     }
 
-    public int I32() => (int)U32();
+    public int I32() => unchecked((int)U32());
 
     public ulong U64()
     {
@@ -96,7 +96,7 @@ internal ref struct SpanReader
 
     public void Seek(int position)
     {
-        if ((uint)position > (uint)_data.Length)
+        if (unchecked((uint)position) > (uint)_data.Length)
             Malformed.Truncated(_file, _what, position, 0, _data.Length);
         Position = position;
     }
@@ -135,7 +135,7 @@ internal ref struct SpanReader
 
     private readonly void Need(int count)
     {
-        if ((uint)count > (uint)(_data.Length - Position))
+        if (unchecked((uint)count) > (uint)(_data.Length - Position))
             Malformed.Truncated(_file, _what, Position, count, _data.Length);
     }
 }

@@ -40,7 +40,9 @@
  *   - A failed entry of a scatter read or write never fails the batch: the call returns IP_OK
  *     and clears that entry's `ok`. A batch-level error code means no entry was attempted.
  *   - Calls never keep a pointer they were given beyond the call, except the inputs and host
- *     services in ip_create_args, which stay valid until the instance is destroyed.
+ *     services in ip_create_args, which stay valid until the instance is destroyed. An instance
+ *     never destroys its inputs: they belong to the host, which destroys the chain's steps last
+ *     first.
  *   - Reads and writes may be called from several threads at once; a plugin that cannot serve
  *     that must lock internally. `destroy` is never called concurrently with anything else.
  *

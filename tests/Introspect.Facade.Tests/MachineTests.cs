@@ -336,6 +336,46 @@ public class MachineTests
         Assert.That(windows.Maps.GetSockets().UnavailableReason, Does.Contain("Linux only"));
     }
 
+    [Test]
+    public void The_device_and_inode_columns_come_from_the_maple_tree_and_a_cyclic_tree_ends_the_walk()
+    {
+        var os = new FakeOs(new SparseMemory());
+        os.Fields[("task_struct", "mm")] = 0x900;
+        os.Fields[("mm_struct", "mm_mt")] = 0x40;
+        os.Fields[("maple_tree", "ma_root")] = 0x8;
+        os.Fields[("maple_range_64", "slot")] = 0x80;
+        os.Fields[("maple_arange_64", "slot")] = 0x50;
+        os.Fields[("vm_area_struct", "vm_start")] = 0x0;
+        os.Fields[("vm_area_struct", "vm_file")] = 0xa0;
+        os.Fields[("file", "f_inode")] = 0x20;
+        os.Fields[("inode", "i_ino")] = 0x40;
+        os.Fields[("inode", "i_sb")] = 0x28;
+        os.Fields[("super_block", "s_dev")] = 0x10;
+        var k = os.KernelMemory;
+        const ulong task = 0xffff888000100000, mm = 0xffff888000200000, root = 0xffff888000300000, leaf = 0xffff888000300100;
+        const ulong vma = 0xffff888000400000, file = 0xffff888000500000, inode = 0xffff888000600000, super = 0xffff888000700000;
+        os.AddProcess(5, "mapped", task: task);
+        os.Areas[5] = [new MemoryArea(0x400000, 0x401000, MemoryProtection.Read, 0, "/bin/mapped")];
+        // root: an arange_64 node (type 3) whose first slot is a leaf_64 (type 1) holding the one area.
+        k.Set64(task + 0x900, mm).Set64(mm + 0x40 + 0x8, root | (3 << 3) | 2)
+            .Set(root, new byte[256]).Set64(root + 0x50, leaf | (1 << 3) | 4)
+            .Set(leaf, new byte[256]).Set64(leaf + 0x80, vma)
+            .Set64(vma, 0x400000).Set64(vma + 0xa0, file).Set64(file + 0x20, inode).Set64(inode + 0x40, 4242).Set64(inode + 0x28, super)
+            .Set32(super + 0x10, (8u << 20) | 3);
+        // A second process whose range_64 root names itself in every slot.
+        os.AddProcess(6, "cyclic", task: task + 0x10000);
+        os.Areas[6] = [new MemoryArea(0x400000, 0x401000, MemoryProtection.Read, 0, "/bin/cyclic")];
+        const ulong loop = 0xffff888000800000;
+        k.Set64(task + 0x10000 + 0x900, mm + 0x1000).Set64(mm + 0x1000 + 0x48, loop | (2 << 3) | 2).Set(loop, new byte[256]);
+        for (ulong slot = 0; slot < 16; slot++)
+            k.Set64(loop + 0x80 + slot * 8, loop | (2 << 3) | 4);
+        using var machine = Machine.Open(new SparseMemory(), os);
+
+        Assert.That(machine.Vfs.ReadText("/pid/5/maps.txt"), Does.StartWith("00400000-00401000 r--p 00000000 08:03 4242 "));
+        // Every slot leads back to the same node: the walk ends at its node cap and places nothing.
+        Assert.That(machine.Vfs.ReadText("/pid/6/maps.txt"), Does.StartWith("00400000-00401000 r--p 00000000 00:00 0 "));
+    }
+
     /// <summary>An OS layer without symbols or types.</summary>
     private sealed class BareOs(IPhysicalMemory memory) : IOperatingSystem
     {

@@ -17,7 +17,7 @@ public class VfsTests
         os.AddProcess(2, "kworker/0:1", parent: 0);
         os.Processes[^1] = os.Processes[^1] with { IsKernelThread = true, DirectoryTableBase = 0, StateText = "I", State = ProcessState.Idle };
         os.AddProcess(42, "app", commandLine: "app --flag", uid: 1000);
-        os.ProcessMemory[42].Set(0x400000, Enumerable.Range(0, 0x2000).Select(i => (byte)i).ToArray()).Set(0x7ffff000, "stack top"u8);
+        os.ProcessMemory[42].Set(0x400000, Enumerable.Range(0, 0x2000).Select(i => unchecked((byte)i)).ToArray()).Set(0x7ffff000, "stack top"u8);
         os.Areas[42] =
         [
             new MemoryArea(0x400000, 0x402000, MemoryProtection.Read | MemoryProtection.Execute, 0, "/opt/app/bin/app"),
@@ -104,7 +104,7 @@ public class VfsTests
         var vfs = machine.Vfs;
 
         var bytes = vfs.Read("/pid/42/memory.vmem", 0x401ff0, 0x20);
-        Assert.That(bytes.AsSpan(0, 16).ToArray(), Is.EqualTo(Enumerable.Range(0x1ff0, 16).Select(i => (byte)i).ToArray()));
+        Assert.That(bytes.AsSpan(0, 16).ToArray(), Is.EqualTo(Enumerable.Range(0x1ff0, 16).Select(i => unchecked((byte)i)).ToArray()));
         Assert.That(bytes.AsSpan(16).ContainsAnyExcept((byte)0), Is.False, "the page after is not mapped");
         Assert.That(vfs.Read("/memory.pmem", 0x1000, 13), Is.EqualTo("physical page"u8.ToArray()));
         Assert.That(vfs.Read("/memory.pmem", 0x7ffffe, 16), Has.Length.EqualTo(2), "cut at the end of the file");
@@ -188,7 +188,7 @@ public class VfsTests
         }));
         Assert.That(loads[1].FileSize, Is.Zero, "an area without read permission has no bytes in the file");
         Assert.That(loads[0].Flags, Is.EqualTo(5u), "r-x");
-        Assert.That(core.AsSpan((int)loads[0].Offset, 0x2000).ToArray(), Is.EqualTo(Enumerable.Range(0, 0x2000).Select(i => (byte)i).ToArray()));
+        Assert.That(core.AsSpan((int)loads[0].Offset, 0x2000).ToArray(), Is.EqualTo(Enumerable.Range(0, 0x2000).Select(i => unchecked((byte)i)).ToArray()));
         Assert.That(Encoding.ASCII.GetString(core, (int)loads[3].Offset + 0xf000, 9), Is.EqualTo("stack top"));
         Assert.That(core.AsSpan((int)loads[2].Offset, 0x3000).ContainsAnyExcept((byte)0), Is.False, "pages not present are zeros");
 

@@ -14,6 +14,7 @@ namespace Introspect.Os.Linux.Tests;
 [TestFixture("guest.elf")]
 [TestFixture("guest.raw")]
 [TestFixture("guest-kdump-zlib.flat")]
+[TestFixture("guest-kdump-zlib.kdump")]
 [TestFixture("guest-kdump-lzo.kdump")]
 public sealed class FixtureGuestTests(string file)
 {

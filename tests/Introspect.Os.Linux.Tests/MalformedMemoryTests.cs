@@ -85,6 +85,29 @@ public sealed class MalformedMemoryTests
     }
 
     [Test]
+    public void A_task_list_that_ends_in_null_ends_with_what_was_found()
+    {
+        using var os = OpenDamaged((memory, physical) => memory.PatchUInt64(physical(TasksOf(3)), 0), out var log);
+        Assert.That(os.GetProcesses(), Has.Count.EqualTo(4));
+        Assert.That(Warnings(log), Has.Some.Contains("torn"));
+    }
+
+    [Test]
+    public void An_absurd_start_time_leaves_the_start_unknown()
+    {
+        var victim = _reference.Processes[10];
+        using var os = OpenDamaged((memory, physical) =>
+        {
+            using var probe = LinuxSupport.OpenLinux(memory);
+            ((IKernelTypes)probe).TryGetFieldOffset("task_struct", "start_time", out ulong startTime);
+            memory.PatchUInt64(physical(victim.KernelObject + startTime), ulong.MaxValue);
+        }, out _);
+        var processes = os.GetProcesses();
+        Assert.That(processes.Single(p => p.Pid == victim.Pid).StartTime, Is.Null);
+        Assert.That(processes.Where(p => p.Pid != victim.Pid).Select(p => p.StartTime), Is.All.Not.Null);
+    }
+
+    [Test]
     public void An_unreadable_task_ends_the_walk_before_it()
     {
         var victim = _reference.Processes[30];

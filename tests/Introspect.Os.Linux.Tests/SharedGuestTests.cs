@@ -4,8 +4,8 @@ using Introspect.TestSupport;
 
 namespace Introspect.Os.Linux.Tests;
 
-/// <summary>The shared Debian 12 guest (6.1.0-56, nokaslr, 128 MiB, 5-level paging), raw and as QEMU's flattened
-/// kdump, against what the guest printed about itself just before the dump.</summary>
+/// <summary>The shared Debian 12 guest (6.1.0-56, nokaslr, 128 MiB, 5-level paging), raw, as QEMU's flattened kdump
+/// and as that kdump made plain, against what the guest printed about itself just before the dump.</summary>
 /// <remarks>
 /// The guest's init script (testdata/linux/init.sh) printed its oracle and then went on: it ran <c>exec sh</c>, so
 /// pid 1 is <c>sh</c> in the dump; the <c>ps</c> that printed the list (pid 91) had exited; and its
@@ -14,6 +14,7 @@ namespace Introspect.Os.Linux.Tests;
 /// </remarks>
 [TestFixture("raw")]
 [TestFixture("kdump")]
+[TestFixture("kdump-plain")]
 public sealed class SharedGuestTests(string form)
 {
     private const ulong StartKernelMap = 0xffff_ffff_8000_0000;
@@ -28,7 +29,12 @@ public sealed class SharedGuestTests(string form)
     public void Open()
     {
         _oracle = Oracle.Load(LinuxSupport.SharedData("oracle-serial.txt"));
-        _memory = LinuxSupport.OpenDump(form == "raw" ? TestInputs.LinuxRawImage : TestInputs.LinuxFlattenedKdump);
+        _memory = LinuxSupport.OpenDump(form switch
+        {
+            "raw" => TestInputs.LinuxRawImage,
+            "kdump" => TestInputs.LinuxFlattenedKdump,
+            _ => TestInputs.Fixture("linux-6.1-x64-128M.kdump-plain"),
+        });
         _os = LinuxSupport.OpenLinux(_memory, out _log);
         _processes = _os.GetProcesses();
     }

@@ -107,6 +107,41 @@ public sealed class SymbolFileTests
     }
 
     [Test]
+    public void A_gzip_compressed_isf_file_reads_the_same()
+    {
+        var compressed = Path.Combine(_folder, "kernel.json.gz");
+        using (var file = File.Create(compressed))
+        using (var gzip = new System.IO.Compression.GZipStream(file, System.IO.Compression.CompressionLevel.Fastest))
+            gzip.Write(File.ReadAllBytes(_isf));
+        var (plainSymbols, plainTypes) = SymbolFiles.ReadIsf(_isf);
+        var (gzipSymbols, gzipTypes) = SymbolFiles.ReadIsf(compressed);
+        using (plainTypes)
+        using (gzipTypes)
+        {
+            Assert.That(gzipSymbols.Symbols.Count, Is.EqualTo(plainSymbols.Symbols.Count).And.GreaterThan(50_000));
+            Assert.That(gzipSymbols.BannerText, Does.StartWith("Linux version "));
+            Assert.That(gzipTypes.TryGetField("task_struct", "tasks", out var tasks) && plainTypes.TryGetField("task_struct", "tasks", out var expected)
+                && tasks == expected, Is.True);
+            Assert.That(gzipTypes.TryGetField("dentry", "d_name.len", out var length) && length.Size == 4, Is.True, "through the anonymous member");
+        }
+        File.WriteAllBytes(compressed, [0x1f, 0x8b, 8, 0, 0, 0]);
+        var error = Assert.Throws<InvalidDataException>(() => SymbolFiles.ReadIsf(compressed));
+        Assert.That(error!.Message, Does.StartWith("kernel.json.gz: "));
+    }
+
+    [Test]
+    public void An_isf_that_puts_a_field_outside_its_structure_is_refused()
+    {
+        var document = JsonNode.Parse(File.ReadAllText(_isf))!;
+        document["user_types"]!["task_struct"]!["fields"]!["pid"]!["offset"] = 99_999_999;
+        var damaged = Path.Combine(_folder, "damaged.json");
+        File.WriteAllText(damaged, document.ToJsonString());
+        using var memory = WithoutBtf();
+        var error = Assert.Throws<InvalidDataException>(() => LinuxSupport.OpenLinux(memory, out _, ("isf", damaged)));
+        Assert.That(error!.Message, Does.Contain("task_struct.pid at offset 99999999"));
+    }
+
+    [Test]
     public void Without_btf_or_isf_the_error_names_the_way_out()
     {
         using var memory = WithoutBtf();

@@ -88,7 +88,7 @@ public partial class PdbutilTests
         0x110d or 0x110c or 0x1113 or 0x1112 => $"{symbol.TypeIndex:X4} {symbol.Section:D4}:{symbol.Offset:D4}",
         0x1125 or 0x1127 or 0x1126 => $"{symbol.Module + 1} {symbol.Offset}",
         0x1108 => $"{symbol.TypeIndex:X4}",
-        _ => $"{symbol.TypeIndex:X4} {(long)symbol.Value}",
+        _ => $"{symbol.TypeIndex:X4} {unchecked((long)symbol.Value)}",
     };
 
     private static string OracleDetail(string kind, string detail)
@@ -157,7 +157,7 @@ public partial class PdbutilTests
                 {
                     var fields = oracle.Types[PdbutilOracle.Hex(FieldListText().Match(record.Body).Groups[1].Value)].Members;
                     var expected = fields.Select(f => EnumeratorText().Match(f.Text)).Select(m => (m.Groups[1].Value, m.Groups[2].Value)).ToList();
-                    var ours = pdb.GetType(index).Enumerators.Select(e => (e.Name, ((long)e.Value).ToString(CultureInfo.InvariantCulture))).ToList();
+                    var ours = pdb.GetType(index).Enumerators.Select(e => (e.Name, unchecked((long)e.Value).ToString(CultureInfo.InvariantCulture))).ToList();
                     Assert.That(ours, Is.EqualTo(expected), $"enumerators of {index:X} {record.Name}");
                     break;
                 }

@@ -34,10 +34,15 @@ public sealed record MiddlewareSettings
     /// <summary>The keys a chain step or <c>plugins.json</c> may set.</summary>
     public static IReadOnlyList<string> Keys { get; } = ["cache", "cache.pages", "cache.validity", "tlb", "tlb.entries", "tlb.validity"];
 
-    /// <summary>Page cache on where an OS layer reads, 4096 pages (16 MiB), valid forever; TLB on, 4096 entries, valid forever.</summary>
+    /// <summary>No page cache (when on: 4096 pages, 16 MiB, valid forever); TLB on, 4096 entries, valid forever.</summary>
+    /// <remarks>
+    /// The page cache is off by default because today's connectors serve memory-mapped or already-cached files,
+    /// where copying through a cache costs more than reading again (measured with <c>introspect bench</c>); turn it on
+    /// (<c>auto</c> or <c>on</c>) for sources where a read is slow: a live machine, a DMA card, a remote server.
+    /// </remarks>
     public static MiddlewareSettings Default { get; } = new();
 
-    public PageCacheMode PageCache { get; init; } = PageCacheMode.Auto;
+    public PageCacheMode PageCache { get; init; } = PageCacheMode.Off;
 
     /// <summary>How many 4 KiB pages the page cache holds.</summary>
     public int PageCachePages { get; init; } = 4096;

@@ -14,7 +14,7 @@ internal static class LinuxMappedFiles
     private const int MaxNodes = 1 << 16;
     private const int MaxDepth = 12;
 
-    // Maple tree pointers: a node is tagged with 0b10 in its low bits, its type in bits 3..6, and aligned to 256 bytes.
+    // Maple tree pointers: nodes are aligned to 256 bytes, an encoded node carries its type in bits 3..6.
     private const ulong NodeMask = 0xff;
     private const int LeafRange64 = 1, Range64 = 2, ArangeRange64 = 3;
     private const int Range64Slots = 16, Arange64Slots = 10;
@@ -55,20 +55,15 @@ internal static class LinuxMappedFiles
         var found = new Dictionary<ulong, (uint, uint, ulong)>();
         var areas = new List<ulong>();
         int nodes = 0;
-        void Walk(ulong entry, int depth)
+        // An encoded node: the node's address in the upper bits, its type in bits 3..6. Below a leaf are entries
+        // (vm_area_struct pointers); below any other node, encoded child nodes.
+        void WalkNode(ulong encoded, int depth)
         {
-            if (entry == 0 || depth > MaxDepth || nodes >= MaxNodes)
+            if (depth > MaxDepth || nodes >= MaxNodes || !IsKernelPointer(encoded))
                 return;
-            if ((entry & 3) != 2 || !IsKernelPointer(entry))
-            {
-                // Not a node: an entry (a vm_area_struct), which in a leaf is what the walk is for.
-                if ((entry & 7) == 0 && IsKernelPointer(entry))
-                    areas.Add(entry);
-                return;
-            }
             nodes++;
-            int type = (int)((entry >> 3) & 0xf);
-            ulong node = entry & ~NodeMask;
+            int type = (int)((encoded >> 3) & 0xf);
+            ulong node = encoded & ~NodeMask;
             var (slots, count) = type switch
             {
                 LeafRange64 or Range64 => (rangeSlots, Range64Slots),
@@ -82,6 +77,8 @@ internal static class LinuxMappedFiles
                 return;
             foreach (var child in children)
             {
+                if (child == 0)
+                    continue;
                 if (type == LeafRange64)
                 {
                     // The last slot of a node that is not full holds its metadata (small numbers), never a pointer.
@@ -90,11 +87,15 @@ internal static class LinuxMappedFiles
                 }
                 else
                 {
-                    Walk(child, depth + 1);
+                    WalkNode(child, depth + 1);
                 }
             }
         }
-        Walk(root, 0);
+        // The root is a node tagged 0b10 (xa_is_node), or, for a tree of one entry, that entry itself.
+        if ((root & 3) == 2 && root > 4096)
+            WalkNode(root, 0);
+        else if ((root & 7) == 0 && IsKernelPointer(root))
+            areas.Add(root);
 
         foreach (var area in areas)
         {

@@ -42,9 +42,9 @@ internal sealed class MsfFile
 
     /// <summary>A stream's size in bytes; 0 for a nil or missing stream.</summary>
     public uint StreamSize(int index) =>
-        (uint)index < (uint)_sizes.Length && _sizes[index] != NilStreamSize ? _sizes[index] : 0;
+        unchecked((uint)index) < (uint)_sizes.Length && _sizes[index] != NilStreamSize ? _sizes[index] : 0;
 
-    public bool HasStream(int index) => (uint)index < (uint)_sizes.Length && _sizes[index] != NilStreamSize;
+    public bool HasStream(int index) => unchecked((uint)index) < (uint)_sizes.Length && _sizes[index] != NilStreamSize;
 
     public static MsfFile Open(string name, ReadOnlyMemory<byte> file)
     {

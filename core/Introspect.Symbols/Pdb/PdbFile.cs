@@ -405,7 +405,7 @@ public sealed class PdbFile
                 Malformed.Throw(Name, $"named stream entry {i}'s name offset", Malformed.Number(nameOffset), $"an offset below {namesSize}");
             var rest = names[(int)nameOffset..];
             int nul = rest.IndexOf((byte)0);
-            named[Encoding.UTF8.GetString(nul < 0 ? rest : rest[..nul])] = (int)stream;
+            named[Encoding.UTF8.GetString(nul < 0 ? rest : rest[..nul])] = stream > int.MaxValue ? -1 : (int)stream;
         }
         NamedStreams = named;
     }
@@ -573,7 +573,7 @@ public sealed class PdbFile
             Malformed.Throw(Name, $"the {what} hash's record bytes", Malformed.Number(recordsSize), $"a multiple of 8 no larger than the {reader.Remaining} bytes that follow");
         for (int i = 0; i < recordsSize / 8; i++)
         {
-            int offset = reader.I32() - 1; // stored plus one, so that 0 can mean none
+            int offset = unchecked(reader.I32() - 1); // stored plus one, so that 0 can mean none; a bad one is refused by RecordAt
             reader.U32();
             offsets.Add(offset);
         }
@@ -583,8 +583,8 @@ public sealed class PdbFile
     /// <summary>The kind and body (after kind) of the symbol record at <paramref name="offset"/>.</summary>
     private SpanReader RecordAt(ReadOnlySpan<byte> records, int offset, string what, out ushort kind)
     {
-        if ((uint)offset > (uint)(records.Length - 4))
-            Malformed.Throw(Name, $"a {what} offset", Malformed.Number((ulong)(uint)offset), $"an offset inside the {records.Length}-byte symbol record stream");
+        if (records.Length < 4 || unchecked((uint)offset) > (uint)(records.Length - 4)) // a negative offset is a huge unsigned one
+            Malformed.Throw(Name, $"a {what} offset", Malformed.Number(unchecked((ulong)(uint)offset)), $"an offset inside the {records.Length}-byte symbol record stream");
         int length = BinaryPrimitives.ReadUInt16LittleEndian(records[offset..]);
         if (length < 2 || offset + 2 + length > records.Length)
             Malformed.Throw(Name, $"the length of the symbol record at {Malformed.Hex((ulong)offset)}", Malformed.Number((ulong)length), $"between 2 and {records.Length - offset - 2}");

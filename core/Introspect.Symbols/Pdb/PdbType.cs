@@ -44,7 +44,7 @@ public sealed record PdbField(string Name, ulong Offset, PdbType Type, PdbFieldK
     public bool IsBitfield => Type.Kind == PdbTypeKind.Bitfield;
 }
 
-/// <summary>A named value of an enum.</summary>
+/// <summary>A named value of an enum; negative values are sign-extended to 64 bits.</summary>
 public sealed record PdbEnumerator(string Name, ulong Value);
 
 /// <summary>Where a field lies: its byte offset from the start of the type it was looked up in, its type, and for a bit

@@ -168,7 +168,7 @@ internal sealed class TypeTable
                 reader.U32();
                 reader.U32();
                 details.MemberCount = (int)Math.Min(CodeView.Numeric(ref reader), int.MaxValue);
-                ReadTagTail(ref reader, (ushort)properties, ref details, ref name);
+                ReadTagTail(ref reader, unchecked((ushort)properties), ref details, ref name);
                 typeKind = kind == LF_CLASS2 ? PdbTypeKind.Class : kind == LF_STRUCTURE2 ? PdbTypeKind.Structure : PdbTypeKind.Interface;
                 break;
             }
@@ -186,7 +186,7 @@ internal sealed class TypeTable
                 uint properties = reader.U32();
                 details.FieldList = reader.U32();
                 details.MemberCount = (int)Math.Min(CodeView.Numeric(ref reader), int.MaxValue);
-                ReadTagTail(ref reader, (ushort)properties, ref details, ref name);
+                ReadTagTail(ref reader, unchecked((ushort)properties), ref details, ref name);
                 typeKind = PdbTypeKind.Union;
                 break;
             }

@@ -48,7 +48,7 @@ internal abstract class PeSource
             if (!TryRead(at, data.AsSpan(done, step), what))
             {
                 data.AsSpan(done, step).Clear();
-                missing.Add((at, at + (uint)step));
+                missing.Add((at, unchecked(at + (uint)step)));
             }
             done += step;
         }
@@ -159,7 +159,7 @@ internal sealed class PeFileSource(string name, ReadOnlyMemory<byte> bytes) : Pe
         {
             if (!section.Contains(rva))
                 continue;
-            uint intoSection = rva - section.VirtualAddress;
+            uint intoSection = unchecked(rva - section.VirtualAddress); // as Contains measured it (a section may wrap past 4 GiB)
             int wanted = (int)Math.Min((uint)destination.Length, section.MappedSize - intoSection);
             if (intoSection >= section.SizeOfRawData)
             {

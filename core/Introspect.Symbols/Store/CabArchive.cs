@@ -54,13 +54,13 @@ internal static class CabArchive
         // Walk the folder's data blocks, keeping the bytes that belong to the file.
         ulong folderOffset = 0;
         ulong fileStart = file.Offset, fileEnd = (ulong)file.Offset + file.Size;
-        int at = (int)folder.DataStart;
+        int at = folder.DataStart > int.MaxValue ? int.MaxValue : (int)folder.DataStart;
         var history = new byte[MaxBlockOutput];
         int historyLength = 0;
         var block = new byte[MaxBlockOutput];
         for (int i = 0; i < folder.BlockCount && folderOffset < fileEnd; i++)
         {
-            if ((uint)at > (uint)(cabinet.Length - 8 - directory.DataReserve))
+            if (at < 0 || cabinet.Length - 8 - directory.DataReserve < at)
                 Malformed.Truncated(name, $"data block {i} of folder {file.Folder}", at, 8 + directory.DataReserve, cabinet.Length);
             int compressedSize = BinaryPrimitives.ReadUInt16LittleEndian(cabinet[(at + 4)..]);
             int outputSize = BinaryPrimitives.ReadUInt16LittleEndian(cabinet[(at + 6)..]);
@@ -104,7 +104,7 @@ internal static class CabArchive
         var stream = new byte[5 + history.Length + data.Length - 2];
         stream[0] = 0;
         BinaryPrimitives.WriteUInt16LittleEndian(stream.AsSpan(1), (ushort)history.Length);
-        BinaryPrimitives.WriteUInt16LittleEndian(stream.AsSpan(3), (ushort)~history.Length);
+        BinaryPrimitives.WriteUInt16LittleEndian(stream.AsSpan(3), unchecked((ushort)~history.Length));
         history.CopyTo(stream.AsSpan(5));
         data[2..].CopyTo(stream.AsSpan(5 + history.Length));
 

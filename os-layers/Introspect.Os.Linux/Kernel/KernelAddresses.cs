@@ -34,10 +34,6 @@ internal static class KernelAddresses
     public const ulong UserEnd4 = 0x0000_8000_0000_0000;
 
     public const ulong UserEnd5 = 0x0100_0000_0000_0000;
-
-    /// <summary><c>PAGE_OFFSET</c> through <c>phys_base</c>: the link address of an image symbol when it lies at
-    /// <paramref name="physical"/> in an unmoved kernel.</summary>
-    public static ulong LinkAddressOf(ulong physical) => StartKernelMap + physical;
 }
 
 /// <summary>The <c>KEY=value</c> lines of a kernel's <c>VMCOREINFO</c> note.</summary>

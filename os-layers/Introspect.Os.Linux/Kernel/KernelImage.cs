@@ -46,7 +46,7 @@ internal sealed record KernelImage
     public ulong? ImagePhysical(ulong virtualAddress)
     {
         // Without _end only _text itself is known to be in the image; the rest goes through the page tables.
-        ulong end = EndVirtual ?? TextVirtual + 1;
+        ulong end = EndVirtual ?? unchecked(TextVirtual + 1);
         if (virtualAddress < TextVirtual || virtualAddress >= end)
             return null;
         return unchecked(virtualAddress - KernelAddresses.StartKernelMap + (ulong)PhysBase);

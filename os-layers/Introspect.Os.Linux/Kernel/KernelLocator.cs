@@ -266,10 +266,10 @@ internal static class KernelLocator
         ulong candidate = anchor & ~(KernelAddresses.KernelAlign - 1);
         for (int step = 0; step < (int)(KernelAddresses.KernelImageSize / KernelAddresses.KernelAlign); step++)
         {
-            if (ReadBanner(memory, candidate + (banner - text)) is not null)
+            if (ReadBanner(memory, unchecked(candidate + (banner - text))) is not null)
             {
                 long physBase = unchecked((long)(candidate - (text - KernelAddresses.StartKernelMap)));
-                if (!hasPhysBase || (memory.TryRead(candidate + (physBaseSymbol - text), out long stored) && stored == physBase))
+                if (!hasPhysBase || (memory.TryRead(unchecked(candidate + (physBaseSymbol - text)), out long stored) && stored == physBase))
                     return physBase;
             }
             if (candidate < KernelAddresses.KernelAlign)
@@ -314,7 +314,7 @@ internal static class KernelLocator
             if (external.BannerText is { } expected && memory.ReadUtf8String(hit, MaxBannerBytes) is { } actual
                 && !actual.StartsWith(expected.TrimEnd('\n', '\0'), StringComparison.Ordinal))
                 return false;
-            ulong root = linkRoot != 0 ? textPhysical + (linkRoot - linkText) : 0;
+            ulong root = linkRoot != 0 ? unchecked(textPhysical + linkRoot - linkText) : 0;
             var roots = new List<ulong>();
             if (root != 0)
                 roots.Add(root);

@@ -36,9 +36,9 @@ internal sealed class KernelMemory : IVirtualMemory
     /// <summary>The physical address of a direct-map or image address, by arithmetic; null for any other address.</summary>
     public ulong? Linear(ulong virtualAddress, int length)
     {
+        if (length > 1 && (ulong)(length - 1) > ulong.MaxValue - virtualAddress)
+            return null; // runs past 2^64
         ulong last = length <= 1 ? virtualAddress : virtualAddress + (ulong)(length - 1);
-        if (last < virtualAddress)
-            return null;
         // Subtractions written so they cannot overflow: both ends are checked against the range's start first.
         if (virtualAddress >= _directStart && last - _directStart < _directSize)
             return virtualAddress - _directStart;

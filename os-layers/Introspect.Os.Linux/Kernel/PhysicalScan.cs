@@ -20,7 +20,7 @@ internal static class PhysicalScan
     {
         var ranges = new List<(ulong, ulong)>();
         foreach (var range in memory.MemoryMap)
-            ranges.Add((range.Base, range.Base + range.Size));
+            ranges.Add((range.Base, range.Size > ulong.MaxValue - range.Base ? ulong.MaxValue : range.Base + range.Size));
         if (ranges.Count == 0)
         {
             ulong max = memory.Metadata.MaxAddress;

@@ -35,5 +35,12 @@ internal sealed class KernelReader(KernelMemory memory)
 
     public static int I32(ReadOnlySpan<byte> buffer, int offset) => BinaryPrimitives.ReadInt32LittleEndian(buffer[offset..]);
 
+    /// <summary>The address of a field: a structure's address from guest memory plus the field's offset. Wraps rather
+    /// than throws, as damaged memory may hold any value; the read at a wrapped address then fails.</summary>
+    public static ulong Field(ulong structure, int offset) => unchecked(structure + (ulong)offset);
+
+    /// <summary>The structure that embeds a member (the kernel's <c>container_of</c>); wraps rather than throws, like <see cref="Field"/>.</summary>
+    public static ulong Container(ulong member, int offset) => unchecked(member - (ulong)offset);
+
     public static bool IsKernelPointer(ulong value) => value >= KernelAddresses.KernelHalfStart && value != ulong.MaxValue;
 }

@@ -29,13 +29,13 @@ internal sealed class LinuxContext
         Paths = new PathResolver(Reader, structures);
 
         SpecialMappingOps = image.Symbols.TryGetAddress("special_mapping_vmops", out ulong ops) ? ops : null;
-        AnonNameOffset = types.TryGetField("vm_area_struct", "anon_name", out var anon) ? (int)anon.Offset : -1;
-        AnonNameText = types.TryGetField("anon_vma_name", "name", out var anonText) ? (int)anonText.Offset : -1;
-        MmContextFlags = types.TryGetField("mm_struct", "context.flags", out var context) ? (int)context.Offset : -1;
+        AnonNameOffset = FieldWithin(types, "vm_area_struct", "anon_name", structures.VmaSize, 8);
+        AnonNameText = FieldWithin(types, "anon_vma_name", "name", int.MaxValue, 0);
+        MmContextFlags = FieldWithin(types, "mm_struct", "context.flags", structures.MmSize, 4);
         if (image.Symbols.TryGetAddress("vsyscall_mode", out ulong mode) && Kernel.TryRead(mode, out int modeValue))
             VsyscallMode = modeValue;
         GateVma = ReadGateVma();
-        BootWallClock = ReadBootWallClock();
+        (BootWallClock, WallClock) = ReadClocks();
     }
 
     public IPhysicalMemory Physical { get; }
@@ -75,17 +75,23 @@ internal sealed class LinuxContext
     /// <summary>The wall-clock time of boot: task start times (monotonic nanoseconds) are added to it.</summary>
     public DateTimeOffset? BootWallClock { get; }
 
+    /// <summary>The wall-clock time the memory was captured at (the timekeeper's last update), when known: no process started later.</summary>
+    public DateTimeOffset? WallClock { get; }
+
     public void Warn(string message) => _plugin.Log(PluginLogLevel.Warning, "linux: " + message);
 
     /// <summary>A process's address space under the kernel's paging mode.</summary>
     public AddressSpace UserSpace(ulong directoryTableBase) => new(Physical, Image.Paging, directoryTableBase, tlb: Tlb);
 
+    /// <summary>An optional field's offset, or -1 when the type lacks it or it would not fit in a structure of <paramref name="size"/> bytes.</summary>
+    private static int FieldWithin(IKernelTypeSource types, string type, string path, int size, int width) =>
+        types.TryGetField(type, path, out var field) && field.Offset <= (ulong)(size - width) ? (int)field.Offset : -1;
+
     private MemoryArea? ReadGateVma()
     {
-        if (!Image.Symbols.TryGetAddress("gate_vma", out ulong gate)
-            || !Types.TryGetTypeSize("vm_area_struct", out ulong size) || size > 4096)
+        if (!Image.Symbols.TryGetAddress("gate_vma", out ulong gate))
             return null;
-        var vma = new byte[size];
+        var vma = new byte[Structures.VmaSize];
         if (!Reader.TryReadAll(gate, vma))
             return null;
         var s = Structures;
@@ -103,24 +109,31 @@ internal sealed class LinuxContext
         return new MemoryArea(start, end, protection, 0, "[vsyscall]");
     }
 
-    /// <summary>Boot time on the wall clock: <c>tk_core.timekeeper.offs_real</c> is realtime minus monotonic.</summary>
+    /// <summary>Boot time on the wall clock (<c>tk_core.timekeeper.offs_real</c> is realtime minus monotonic), and the
+    /// time of capture (<c>xtime_sec</c>).</summary>
     /// <remarks><c>tk_core</c> is an unnamed structure of a sequence counter and the timekeeper, aligned to 8 bytes.</remarks>
-    private DateTimeOffset? ReadBootWallClock()
+    private (DateTimeOffset? Boot, DateTimeOffset? Now) ReadClocks()
     {
         if (!Image.Symbols.TryGetAddress("tk_core", out ulong core)
             || !Types.TryGetField("timekeeper", "offs_real", out var offsReal)
-            || !Types.TryGetTypeSize("seqcount_raw_spinlock_t", out ulong sequenceSize))
-            return null;
-        ulong timekeeper = core + ((sequenceSize + 7) & ~7UL);
-        if (!Kernel.TryRead(timekeeper + offsReal.Offset, out long offset) || offset <= 0)
-            return null;
+            || !Types.TryGetTypeSize("seqcount_raw_spinlock_t", out ulong sequenceSize)
+            || sequenceSize > 64 || offsReal.Offset > int.MaxValue)
+            return (null, null);
+        ulong timekeeper = KernelReader.Field(core, (int)((sequenceSize + 7) & ~7UL));
+        if (!Kernel.TryRead(KernelReader.Field(timekeeper, (int)offsReal.Offset), out long offset) || offset <= 0)
+            return (null, null);
         var boot = DateTimeOffset.UnixEpoch.AddTicks(offset / 100);
         // A clock that was never set reads 1970; one past 2200 is garbage. Neither is a boot time worth showing.
         if (boot.Year < 1990 || boot.Year > 2200)
         {
             Warn(string.Create(CultureInfo.InvariantCulture, $"the boot time the timekeeper gives, {boot:u}, is implausible; start times are left out."));
-            return null;
+            return (null, null);
         }
-        return boot;
+        DateTimeOffset? now = null;
+        if (Types.TryGetField("timekeeper", "xtime_sec", out var xtime) && xtime.Offset <= int.MaxValue
+            && Kernel.TryRead(KernelReader.Field(timekeeper, (int)xtime.Offset), out long seconds)
+            && seconds >= boot.ToUnixTimeSeconds() && seconds < 253_402_300_799)
+            now = DateTimeOffset.FromUnixTimeSeconds(seconds);
+        return (boot, now);
     }
 }

@@ -49,7 +49,7 @@ internal sealed class MemoryAreaWalker(LinuxContext linux)
             return [];
         }
 
-        var vmas = _s.HasMapleTree ? MapleEntries(mm + (ulong)_s.MmMapleTree, process.Pid) : ListEntries(KernelReader.U64(mmBytes, _s.MmMmap), process.Pid);
+        var vmas = _s.HasMapleTree ? MapleEntries(KernelReader.Field(mm, _s.MmMapleTree), process.Pid) : ListEntries(KernelReader.U64(mmBytes, _s.MmMmap), process.Pid);
         ulong startBrk = KernelReader.U64(mmBytes, _s.MmStartBrk);
         ulong brk = KernelReader.U64(mmBytes, _s.MmBrk);
         ulong startStack = KernelReader.U64(mmBytes, _s.MmStartStack);
@@ -107,7 +107,7 @@ internal sealed class MemoryAreaWalker(LinuxContext linux)
     private List<ulong> MapleEntries(ulong tree, ulong pid)
     {
         var entries = new List<ulong>();
-        if (!_reader.TryReadPointer(tree + (ulong)_s.MapleRoot, out ulong root) || root == 0)
+        if (!_reader.TryReadPointer(KernelReader.Field(tree, _s.MapleRoot), out ulong root) || root == 0)
             return entries;
         if (!IsNode(root))
         {
@@ -218,7 +218,7 @@ internal sealed class MemoryAreaWalker(LinuxContext linux)
                 break;
             }
             entries.Add(vma);
-            if (!_reader.TryReadPointer(vma + (ulong)_s.VmaNext, out vma))
+            if (!_reader.TryReadPointer(KernelReader.Field(vma, _s.VmaNext), out vma))
                 break;
         }
         return entries;
@@ -232,7 +232,7 @@ internal sealed class MemoryAreaWalker(LinuxContext linux)
         if (KernelReader.U64(vma, _s.VmaOps) != ops)
             return null;
         ulong mapping = KernelReader.U64(vma, _s.VmaPrivateData);
-        if (mapping == 0 || !_reader.TryReadPointer(mapping + (ulong)_s.SpecialMappingName, out ulong name))
+        if (mapping == 0 || !_reader.TryReadPointer(KernelReader.Field(mapping, _s.SpecialMappingName), out ulong name))
             return null;
         return _reader.ReadString(name, 64);
     }
@@ -245,7 +245,7 @@ internal sealed class MemoryAreaWalker(LinuxContext linux)
         ulong anon = KernelReader.U64(vma, linux.AnonNameOffset);
         if (anon == 0 || !KernelReader.IsKernelPointer(anon))
             return null;
-        return _reader.ReadString(anon + (ulong)linux.AnonNameText, 256) is { } name ? $"[anon:{name}]" : null;
+        return _reader.ReadString(KernelReader.Field(anon, linux.AnonNameText), 256) is { } name ? $"[anon:{name}]" : null;
     }
 
     /// <summary>The vsyscall page, which <c>/proc/PID/maps</c> shows after the last area of a 64-bit process.</summary>

@@ -36,8 +36,8 @@ internal sealed class ModuleWalker(LinuxContext linux)
                 linux.Warn(Invariant($"the module list loops or exceeds {LinuxLimits.MaxModules} entries; {modules.Count} modules listed."));
                 break;
             }
-            ulong module = next - (ulong)_s.ModuleList;
-            if (!KernelReader.IsKernelPointer(next) || !_reader.TryReadAll(module + (ulong)_s.ModuleName, name))
+            ulong module = KernelReader.Container(next, _s.ModuleList);
+            if (!KernelReader.IsKernelPointer(next) || !_reader.TryReadAll(KernelReader.Field(module, _s.ModuleName), name))
             {
                 linux.Warn(Invariant($"the module list leads to 0x{next:x}, which cannot be read; {modules.Count} modules listed."));
                 break;
@@ -54,19 +54,19 @@ internal sealed class ModuleWalker(LinuxContext linux)
     {
         if (_s.ModuleCoreBase >= 0)
         {
-            ulong coreBase = _reader.ReadPointerOrZero(module + (ulong)_s.ModuleCoreBase);
-            uint coreSize = _reader.Memory.TryRead(module + (ulong)_s.ModuleCoreSize, out uint size) ? size : 0;
+            ulong coreBase = _reader.ReadPointerOrZero(KernelReader.Field(module, _s.ModuleCoreBase));
+            uint coreSize = _reader.Memory.TryRead(KernelReader.Field(module, _s.ModuleCoreSize), out uint size) ? size : 0;
             return (coreBase, coreSize);
         }
         if (_s.ModuleMem >= 0 && _s.ModuleMemCount > 0)
         {
-            ulong first = module + (ulong)_s.ModuleMem;
-            ulong textBase = _reader.ReadPointerOrZero(first + (ulong)_s.ModuleMemBase);
+            ulong first = KernelReader.Field(module, _s.ModuleMem);
+            ulong textBase = _reader.ReadPointerOrZero(KernelReader.Field(first, _s.ModuleMemBase));
             ulong total = 0;
             for (int type = 0; type < Math.Min(CoreMemoryTypes, _s.ModuleMemCount); type++)
             {
-                ulong entry = first + (ulong)(type * _s.ModuleMemStride);
-                if (_reader.Memory.TryRead(entry + (ulong)_s.ModuleMemSize, out uint size))
+                ulong entry = KernelReader.Field(first, type * _s.ModuleMemStride);
+                if (_reader.Memory.TryRead(KernelReader.Field(entry, _s.ModuleMemSize), out uint size))
                     total += size;
             }
             return (textBase, total);

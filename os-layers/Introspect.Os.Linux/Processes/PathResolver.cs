@@ -21,8 +21,8 @@ internal sealed class PathResolver(KernelReader reader, LinuxStructures s)
     {
         if (file == 0)
             return null;
-        ulong mount = reader.ReadPointerOrZero(file + (ulong)s.FilePathMount);
-        ulong dentry = reader.ReadPointerOrZero(file + (ulong)s.FilePathDentry);
+        ulong mount = reader.ReadPointerOrZero(KernelReader.Field(file, s.FilePathMount));
+        ulong dentry = reader.ReadPointerOrZero(KernelReader.Field(file, s.FilePathDentry));
         return dentry == 0 ? null : Path(mount, dentry);
     }
 
@@ -33,20 +33,20 @@ internal sealed class PathResolver(KernelReader reader, LinuxStructures s)
         int bytes = 0;
         ulong original = dentry;
         bool canCrossMounts = vfsMount != 0 && s.MountMnt >= 0 && s.MountParent >= 0 && s.MountMountpoint >= 0 && s.VfsMountRoot >= 0;
-        ulong mount = canCrossMounts ? vfsMount - (ulong)s.MountMnt : 0;
+        ulong mount = canCrossMounts ? KernelReader.Container(vfsMount, s.MountMnt) : 0;
         for (int step = 0; ; step++)
         {
             if (step > LinuxLimits.MaxPathComponents || bytes > LinuxLimits.MaxPathBytes)
                 return null;
             if (canCrossMounts)
             {
-                ulong mountRoot = reader.ReadPointerOrZero(mount + (ulong)s.MountMnt + (ulong)s.VfsMountRoot);
+                ulong mountRoot = reader.ReadPointerOrZero(KernelReader.Field(KernelReader.Field(mount, s.MountMnt), s.VfsMountRoot));
                 if (dentry == mountRoot)
                 {
-                    ulong parentMount = reader.ReadPointerOrZero(mount + (ulong)s.MountParent);
+                    ulong parentMount = reader.ReadPointerOrZero(KernelReader.Field(mount, s.MountParent));
                     if (parentMount == 0 || parentMount == mount)
                         break;
-                    ulong mountPoint = reader.ReadPointerOrZero(mount + (ulong)s.MountMountpoint);
+                    ulong mountPoint = reader.ReadPointerOrZero(KernelReader.Field(mount, s.MountMountpoint));
                     if (mountPoint == 0)
                         return null;
                     dentry = mountPoint;
@@ -54,7 +54,7 @@ internal sealed class PathResolver(KernelReader reader, LinuxStructures s)
                     continue;
                 }
             }
-            if (!reader.TryReadPointer(dentry + (ulong)s.DentryParent, out ulong parent) || parent == 0)
+            if (!reader.TryReadPointer(KernelReader.Field(dentry, s.DentryParent), out ulong parent) || parent == 0)
                 return null;
             if (parent == dentry)
                 break; // the root of a file system that is not mounted where we stand (or no mount was known)
@@ -79,8 +79,8 @@ internal sealed class PathResolver(KernelReader reader, LinuxStructures s)
     /// <summary>A dentry's own name (<c>d_name</c>): length and pointer to its bytes.</summary>
     private string? Name(ulong dentry)
     {
-        if (!reader.Memory.TryRead(dentry + (ulong)s.DentryNameLength, out uint length)
-            || !reader.TryReadPointer(dentry + (ulong)s.DentryNamePointer, out ulong pointer) || pointer == 0)
+        if (!reader.Memory.TryRead(KernelReader.Field(dentry, s.DentryNameLength), out uint length)
+            || !reader.TryReadPointer(KernelReader.Field(dentry, s.DentryNamePointer), out ulong pointer) || pointer == 0)
             return null;
         if (length == 0 || length > MaxNameBytes)
             return null;
@@ -90,8 +90,8 @@ internal sealed class PathResolver(KernelReader reader, LinuxStructures s)
 
     private bool IsUnlinked(ulong dentry)
     {
-        if (s.DentryHashPprev < 0 || !reader.TryReadPointer(dentry + (ulong)s.DentryHashPprev, out ulong pprev)
-            || !reader.TryReadPointer(dentry + (ulong)s.DentryParent, out ulong parent))
+        if (s.DentryHashPprev < 0 || !reader.TryReadPointer(KernelReader.Field(dentry, s.DentryHashPprev), out ulong pprev)
+            || !reader.TryReadPointer(KernelReader.Field(dentry, s.DentryParent), out ulong parent))
             return false;
         return pprev == 0 && parent != dentry;
     }

@@ -55,7 +55,7 @@ internal sealed class TaskWalker
             _linux.Warn("the kernel has no init_task symbol; no processes can be listed.");
             return tasks;
         }
-        ulong head = initTask + (ulong)_s.TaskTasks;
+        ulong head = KernelReader.Field(initTask, _s.TaskTasks);
         var seen = new HashSet<ulong> { head };
         var buffer = new byte[_s.TaskSize];
         ulong previous = head;
@@ -76,7 +76,7 @@ internal sealed class TaskWalker
                 _linux.Warn(Invariant($"the task list has more than {LinuxLimits.MaxProcesses} entries; the rest are left out."));
                 break;
             }
-            ulong task = next - (ulong)_s.TaskTasks;
+            ulong task = KernelReader.Container(next, _s.TaskTasks);
             if (!KernelReader.IsKernelPointer(next) || !_reader.TryReadAll(task, buffer))
             {
                 _linux.Warn(Invariant($"the task list leads to 0x{next:x} (after 0x{previous:x}), which cannot be read: the list is torn; {tasks.Count} processes listed."));
@@ -136,7 +136,7 @@ internal sealed class TaskWalker
         {
             if (tgidOf is not null && tgidOf.TryGetValue(task.RealParent, out int known))
                 parentPid = known;
-            else if (_linux.Reader.Memory.TryRead(task.RealParent + (ulong)_s.TaskTgid, out int read))
+            else if (_linux.Reader.Memory.TryRead(KernelReader.Field(task.RealParent, _s.TaskTgid), out int read))
                 parentPid = read;
         }
         // init_task is its own parent and pid 0; what it adopted shows parent 0, as ps does.
@@ -147,7 +147,7 @@ internal sealed class TaskWalker
         if (_s.TaskRealCred >= 0 && _s.CredUid >= 0)
         {
             ulong cred = KernelReader.U64(buffer, _s.TaskRealCred);
-            if (cred != 0 && _reader.Memory.TryRead(cred + (ulong)_s.CredUid, out uint value))
+            if (cred != 0 && _reader.Memory.TryRead(KernelReader.Field(cred, _s.CredUid), out uint value))
                 uid = value;
         }
 
@@ -155,7 +155,15 @@ internal sealed class TaskWalker
         int threads = CountThreads(task, buffer);
         DateTimeOffset? start = null;
         if (_s.TaskStartTime >= 0 && _linux.BootWallClock is { } boot)
-            start = boot.AddTicks((long)(KernelReader.U64(buffer, _s.TaskStartTime) / 100));
+        {
+            // Nanoseconds since boot; a damaged value past the calendar's end gives no start time rather than an exception.
+            // Nothing starts after the capture (a second of slack: the timekeeper updates at each tick).
+            ulong ticks = KernelReader.U64(buffer, _s.TaskStartTime) / 100;
+            if (ticks <= (ulong)(DateTimeOffset.MaxValue.UtcTicks - boot.UtcTicks))
+                start = boot.AddTicks((long)ticks);
+            if (start > _linux.WallClock?.AddSeconds(1))
+                start = null;
+        }
 
         ulong directoryTable = 0;
         string? path = null;
@@ -210,7 +218,7 @@ internal sealed class TaskWalker
         if ((task.Flags & PfKthread) != 0 && _s.TaskWorkerPrivate >= 0 && _s.KthreadFullName >= 0)
         {
             ulong kthread = KernelReader.U64(buffer, _s.TaskWorkerPrivate);
-            if (kthread != 0 && _reader.TryReadPointer(kthread + (ulong)_s.KthreadFullName, out ulong fullName) && fullName != 0
+            if (kthread != 0 && _reader.TryReadPointer(KernelReader.Field(kthread, _s.KthreadFullName), out ulong fullName) && fullName != 0
                 && _reader.ReadString(fullName, MaxProcName) is { Length: > 0 } full)
                 return full;
         }
@@ -226,13 +234,13 @@ internal sealed class TaskWalker
         if (_s.TaskWorkerPrivate < 0 || _s.KthreadData < 0 || _s.WorkerDesc < 0 || _s.WorkerDescSize <= 0 || _s.WorkerCurrentWork < 0 || _s.WorkerPool < 0)
             return null;
         ulong kthread = KernelReader.U64(task, _s.TaskWorkerPrivate);
-        if (kthread == 0 || !_reader.TryReadPointer(kthread + (ulong)_s.KthreadData, out ulong worker) || worker == 0)
+        if (kthread == 0 || !_reader.TryReadPointer(KernelReader.Field(kthread, _s.KthreadData), out ulong worker) || worker == 0)
             return null;
-        if (!_reader.TryReadPointer(worker + (ulong)_s.WorkerPool, out ulong pool) || pool == 0)
+        if (!_reader.TryReadPointer(KernelReader.Field(worker, _s.WorkerPool), out ulong pool) || pool == 0)
             return null;
         var desc = new byte[_s.WorkerDescSize];
-        if (!_reader.TryReadAll(worker + (ulong)_s.WorkerDesc, desc) || desc[0] == 0
-            || !_reader.TryReadPointer(worker + (ulong)_s.WorkerCurrentWork, out ulong current))
+        if (!_reader.TryReadAll(KernelReader.Field(worker, _s.WorkerDesc), desc) || desc[0] == 0
+            || !_reader.TryReadPointer(KernelReader.Field(worker, _s.WorkerCurrentWork), out ulong current))
             return null;
         return (current != 0 ? "+" : "-") + KernelReader.FixedString(desc);
     }
@@ -269,16 +277,16 @@ internal sealed class TaskWalker
         ulong signal = KernelReader.U64(buffer, _s.TaskSignal);
         if (_s.TaskThreadNode >= 0 && _s.SignalThreadHead >= 0 && signal != 0)
         {
-            if (CountList(signal + (ulong)_s.SignalThreadHead) is { } count && count > 0)
+            if (CountList(KernelReader.Field(signal, _s.SignalThreadHead)) is { } count && count > 0)
                 return count;
         }
         else if (_s.TaskThreadGroup >= 0)
         {
             // thread_group links the threads in a ring through the leader: the ring's length is the count.
-            if (CountList(task.Address + (ulong)_s.TaskThreadGroup) is { } others)
+            if (CountList(KernelReader.Field(task.Address, _s.TaskThreadGroup)) is { } others)
                 return others + 1;
         }
-        if (_s.SignalNrThreads >= 0 && signal != 0 && _reader.Memory.TryRead(signal + (ulong)_s.SignalNrThreads, out int nr) && nr > 0)
+        if (_s.SignalNrThreads >= 0 && signal != 0 && _reader.Memory.TryRead(KernelReader.Field(signal, _s.SignalNrThreads), out int nr) && nr > 0)
             return nr;
         return 1;
     }

@@ -146,7 +146,7 @@ internal sealed class LinuxStructures
             memStride = (int)(memField.Size / count);
         }
 
-        return new LinuxStructures
+        var structures = new LinuxStructures
         {
             Source = types.Description,
             TaskSize = r.Size("task_struct"),
@@ -238,6 +238,40 @@ internal sealed class LinuxStructures
 
             SpecialMappingName = r.Optional("vm_special_mapping", "name"),
         };
+        structures.CheckFits();
+        return structures;
+    }
+
+    /// <summary>Checks that every field the walks take out of a whole structure they read lies inside it, so damaged
+    /// type information is refused here rather than read past a buffer later.</summary>
+    private void CheckFits()
+    {
+        Fits("task_struct", TaskSize, [("tasks", TaskTasks, 16), ("pid", TaskPid, 4), ("tgid", TaskTgid, 4), ("comm", TaskComm, TaskCommSize),
+            ("__state", TaskState, TaskStateSize), ("exit_state", TaskExitState, 4), ("flags", TaskFlags, 4), ("real_parent", TaskRealParent, 8),
+            ("mm", TaskMm, 8), ("real_cred", TaskRealCred, 8), ("start_time", TaskStartTime, 8), ("signal", TaskSignal, 8),
+            ("worker_private", TaskWorkerPrivate, 8)]);
+        Fits("mm_struct", MmSize, [("pgd", MmPgd, 8), ("mm_mt", MmMapleTree, 16), ("mmap", MmMmap, 8), ("arg_start", MmArgStart, 8),
+            ("arg_end", MmArgEnd, 8), ("env_start", MmEnvStart, 8), ("env_end", MmEnvEnd, 8), ("start_brk", MmStartBrk, 8), ("brk", MmBrk, 8),
+            ("start_stack", MmStartStack, 8), ("exe_file", MmExeFile, 8)]);
+        Fits("vm_area_struct", VmaSize, [("vm_start", VmaStart, 8), ("vm_end", VmaEnd, 8), ("vm_flags", VmaFlags, 8), ("vm_pgoff", VmaPgoff, 8),
+            ("vm_file", VmaFile, 8), ("vm_mm", VmaMm, 8), ("vm_ops", VmaOps, 8), ("vm_private_data", VmaPrivateData, 8)]);
+        if (HasMapleTree)
+        {
+            int node = Math.Max(MapleNodeSize, 256);
+            Fits("maple_range_64", node, [("pivot", MapleRangePivot, 8 * (MapleRangeSlots - 1)), ("slot", MapleRangeSlot, 8 * MapleRangeSlots)]);
+            Fits("maple_arange_64", node, [("pivot", MapleArangePivot, 8 * (MapleArangeSlots - 1)), ("slot", MapleArangeSlot, 8 * MapleArangeSlots)]);
+        }
+    }
+
+    private void Fits(string type, int size, ReadOnlySpan<(string Field, int Offset, int Width)> fields)
+    {
+        foreach (var (field, offset, width) in fields)
+        {
+            // Both are non-negative ints: the sum cannot overflow a long.
+            if (offset >= 0 && (long)offset + width > size)
+                ThrowHelper.ThrowInvalid(string.Create(CultureInfo.InvariantCulture,
+                    $"linux: {Source} puts {type}.{field} at offset {offset} ({width} bytes), past the structure's {size} bytes."));
+        }
     }
 
     private sealed class Resolver(IKernelTypeSource types)

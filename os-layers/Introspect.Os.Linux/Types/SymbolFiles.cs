@@ -162,16 +162,16 @@ internal sealed class IsfTypes : IKernelTypeSource, IDisposable
         {
             if (!TryFindField(current, parts[i], 0, out ulong fieldOffset, out type))
                 return false;
-            offset += fieldOffset;
+            offset = unchecked(offset + fieldOffset);
             if (i < parts.Length - 1 && !TryUserType(type, out current))
                 return false;
         }
         int bitOffset = 0, bitSize = 0;
         if (Kind(type) == "bitfield")
         {
-            bitOffset = type.TryGetProperty("bit_position", out var position) && position.TryGetInt32(out int p) ? p : 0;
-            bitSize = type.TryGetProperty("bit_length", out var length) && length.TryGetInt32(out int l) ? l : 0;
-            offset += (ulong)(bitOffset / 8);
+            bitOffset = type.TryGetProperty("bit_position", out var position) && position.TryGetInt32(out int p) && p >= 0 ? p : 0;
+            bitSize = type.TryGetProperty("bit_length", out var length) && length.TryGetInt32(out int l) && l >= 0 ? l : 0;
+            offset = unchecked(offset + (ulong)(bitOffset / 8));
             bitOffset %= 8;
         }
         ulong? count = Kind(type) == "array" && type.TryGetProperty("count", out var countElement) && countElement.TryGetUInt64(out ulong c) ? c : null;
@@ -197,7 +197,7 @@ internal sealed class IsfTypes : IKernelTypeSource, IDisposable
                 continue;
             if (TryFindField(inner, name, depth + 1, out ulong innerOffset, out type))
             {
-                offset = OffsetOf(member.Value) + innerOffset;
+                offset = unchecked(OffsetOf(member.Value) + innerOffset);
                 return true;
             }
         }

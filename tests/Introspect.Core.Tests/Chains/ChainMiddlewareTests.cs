@@ -40,10 +40,10 @@ public class ChainMiddlewareTests
     }
 
     [Test]
-    public void An_os_layer_reads_through_the_page_cache_unless_the_step_says_off()
+    public void With_cache_auto_an_os_layer_reads_through_the_page_cache_and_without_it_directly()
     {
-        using var auto = Host().Open(ChainSpec.Parse($"coredump:\"{Raw}\" -> native-sample-os"));
-        using var off = Host().Open(ChainSpec.Parse($"coredump:\"{Raw}\",cache=off -> native-sample-os"));
+        using var auto = Host().Open(ChainSpec.Parse($"coredump:\"{Raw}\",cache=auto -> native-sample-os"));
+        using var off = Host().Open(ChainSpec.Parse($"coredump:\"{Raw}\" -> native-sample-os"));
 
         Assert.That(auto.PhysicalMemory, Is.TypeOf<PageCache>());
         Assert.That(((PageCache)auto.PhysicalMemory).Capacity, Is.EqualTo(MiddlewareSettings.Default.PageCachePages));
@@ -58,11 +58,20 @@ public class ChainMiddlewareTests
     [Test]
     public void A_connector_and_an_os_layer_from_the_same_file_meet_without_a_cache_in_between()
     {
-        using var same = Host().Open(ChainSpec.Parse($"native-sample:\"{Raw}\" -> native-sample-os"));
+        using var same = Host(MiddlewareSettings.Default with { PageCache = PageCacheMode.Auto }).Open(ChainSpec.Parse($"native-sample:\"{Raw}\" -> native-sample-os"));
         using var forced = Host().Open(ChainSpec.Parse($"native-sample:\"{Raw}\",cache=on -> native-sample-os"));
 
         Assert.That(same.PhysicalMemory, Is.Not.TypeOf<PageCache>());
         Assert.That(forced.PhysicalMemory, Is.TypeOf<PageCache>());
+    }
+
+    [Test]
+    public void By_default_no_page_cache_is_added()
+    {
+        Assert.That(MiddlewareSettings.Default.PageCache, Is.EqualTo(PageCacheMode.Off));
+        using var chain = Host().Open(ChainSpec.Parse($"coredump:\"{Raw}\" -> managed-sample-os"));
+
+        Assert.That(chain.PhysicalMemory, Is.Not.TypeOf<PageCache>());
     }
 
     [Test]

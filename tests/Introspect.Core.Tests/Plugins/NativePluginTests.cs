@@ -212,12 +212,12 @@ public class NativePluginTests
     public void A_managed_os_layer_reads_the_native_connector()
     {
         var host = Host(null, SamplePlugins.ManagedFolder);
-        using var chain = host.Open(ChainSpec.Parse($"native-sample:\"{Raw}\" -> managed-sample-os:tlb=off"));
+        using var chain = host.Open(ChainSpec.Parse($"native-sample:\"{Raw}\",cache=auto -> managed-sample-os:tlb=off"));
         var os = chain.RequireOperatingSystem();
         var memory = os.OpenProcessMemory(os.GetProcesses().Single());
 
         Assert.That(Read(memory, Banner, 14), Is.EqualTo("Linux version "u8.ToArray()));
-        Assert.That(chain.PhysicalMemory, Is.TypeOf<PageCache>(), "an OS layer reads the connector through the page cache by default");
+        Assert.That(chain.PhysicalMemory, Is.TypeOf<PageCache>(), "with cache=auto an OS layer from another file reads the connector through the page cache");
         Assert.That(_log.Messages, Has.Some.Contains("managed-sample-os: a TLB would hold 0 entries"));
     }
 
