@@ -17,16 +17,18 @@ internal sealed class FuseFileSystem
 {
     private readonly VirtualFileSystem _vfs;
     private readonly bool _readOnly;
+    private readonly bool _cacheMemory;
     private readonly ConcurrentDictionary<ulong, VfsFile> _open = new();
     private readonly uint _uid = FuseNative.geteuid();
     private readonly uint _gid = FuseNative.getegid();
     private readonly long _mountTime = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
     private long _nextHandle;
 
-    public FuseFileSystem(VirtualFileSystem vfs, bool readOnly)
+    public FuseFileSystem(VirtualFileSystem vfs, bool readOnly, bool cacheMemory)
     {
         _vfs = vfs;
         _readOnly = readOnly;
+        _cacheMemory = cacheMemory;
     }
 
     /// <summary>How many files are open now (for tests: every open is released).</summary>
@@ -122,8 +124,10 @@ internal sealed class FuseFileSystem
             Marshal.WriteInt64(fileInfo, FuseNative.FileInfoHandle, (long)handle);
             uint bits = (uint)Marshal.ReadInt32(fileInfo, FuseNative.FileInfoBits);
             bits &= ~(FuseNative.FileInfoDirectIo | FuseNative.FileInfoKeepCache);
-            if (file.IsLive)
+            if (file.IsLive && !self._cacheMemory)
                 bits |= FuseNative.FileInfoDirectIo;
+            else if (self._cacheMemory)
+                bits |= FuseNative.FileInfoKeepCache;
             Marshal.WriteInt32(fileInfo, FuseNative.FileInfoBits, (int)bits);
             return 0;
         }

@@ -26,6 +26,13 @@ public sealed record FuseMountOptions
     /// <summary>The name <c>mount</c> and <c>df</c> show.</summary>
     public string FileSystemName { get; init; } = "introspect";
 
+    /// <summary>
+    /// Let the kernel keep what was read in its page cache, memory files too, from one open to the next: right for a dump,
+    /// whose bytes never change (a second read of memory.pmem costs what reading a cached file costs); wrong for a live
+    /// machine, whose memory files are then read afresh only when the kernel drops its pages. Off by default.
+    /// </summary>
+    public bool KernelCache { get; init; }
+
     /// <summary>The FUSE device, which must be readable and writable.</summary>
     public string Device { get; init; } = "/dev/fuse";
 }
@@ -81,7 +88,7 @@ public sealed class FuseMount : IDisposable
         if (!Directory.Exists(fullPath))
             throw new DirectoryNotFoundException($"The mount point {fullPath} is not a folder; create it first.");
         CheckAvailable(options.Device);
-        var mount = new FuseMount(fullPath, new FuseFileSystem(vfs, options.ReadOnly), options);
+        var mount = new FuseMount(fullPath, new FuseFileSystem(vfs, options.ReadOnly, options.KernelCache), options);
         try
         {
             mount.Start();

@@ -36,6 +36,11 @@ internal sealed class MappedImage : IMemory
 
     public int Reads { get; private set; }
 
+    public int Size => _image.Length;
+
+    /// <summary>Changes one byte of the mapped image.</summary>
+    public void Poke(uint rva, byte value) => _image[rva] = value;
+
     /// <summary>Makes the page holding <paramref name="rva"/> unreadable.</summary>
     public void Remove(uint rva) => _missing.Add(rva / PageSize);
 

@@ -141,6 +141,36 @@ public class MutationTests
         Assert.That(refused, Is.GreaterThan(Mutants / 20), "a good share of mutants were refused: the checks were reached");
     }
 
+    [TestCase("pe/ntoskrnl.exe", 9)]
+    [TestCase("pdb/breakpad/dump_syms_regtest64.exe", 10)]
+    public void Mutated_images_in_memory_with_missing_pages_are_read_or_refused(string relative, int seed)
+    {
+        var random = new Random(seed);
+        var path = TestInputs.TestData(relative.Split('/'));
+        var file = PeImage.Open(path);
+        var hot = new List<uint> { 0 };
+        foreach (var which in new[] { PeDirectory.Export, PeDirectory.Import, PeDirectory.Debug })
+        {
+            if (file.Directory(which).VirtualAddress is not 0 and var rva)
+                hot.Add(rva);
+        }
+        int refused = 0;
+        for (int i = 0; i < Mutants / 3; i++)
+        {
+            const ulong Base = 0xfffff80000000000;
+            var memory = new MappedImage(path, Base);
+            for (int change = random.Next(1, 5); change > 0; change--)
+            {
+                uint at = (uint)Math.Min(memory.Size - 1, hot[random.Next(hot.Count)] + random.Next(512));
+                memory.Poke(at, random.Next(2) == 0 ? (byte)random.Next(256) : (byte)0xff);
+            }
+            for (int missing = random.Next(0, 4); missing > 0; missing--)
+                memory.Remove((uint)random.Next(memory.Size));
+            refused += ReadsOrRefuses(() => PeImage.FromMemory(memory, Base).FindExport("PsInitialSystemProcess"), $"memory mutant {i} of {relative}") ? 1 : 0;
+        }
+        Assert.That(refused, Is.GreaterThan(0));
+    }
+
     [Test]
     public void Mutated_cabinets_are_expanded_or_refused()
     {

@@ -20,7 +20,6 @@ public sealed class PdbFile
     private const int PdbInfoStream = 1;
     private const int TpiStream = 2;
     private const int DbiStream = 3;
-    private const int IpiStream = 4;
 
     private readonly MsfFile _msf;
     private readonly AddressMap _addressMap;
