@@ -38,7 +38,8 @@ public sealed class MemoryMap : IReadOnlyList<MemoryRange>
         {
             if (range.Size == 0)
                 throw new ArgumentException($"Memory range at 0x{range.Base:x} is empty.", nameof(ranges));
-            if (range.Base + (range.Size - 1) < range.Base || range.BackingBase + (range.Size - 1) < range.BackingBase)
+            // A range whose last byte wraps past 2^64 is detected by the wrap itself, so this sum is unchecked on purpose.
+            if (unchecked(range.Base + (range.Size - 1)) < range.Base || unchecked(range.BackingBase + (range.Size - 1)) < range.BackingBase)
                 throw new ArgumentException($"Memory range 0x{range.Base:x}+0x{range.Size:x} wraps past the end of the address space.", nameof(ranges));
             if (merged.Count > 0)
             {

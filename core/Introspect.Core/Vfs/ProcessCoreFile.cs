@@ -14,9 +14,9 @@ namespace Introspect.Core.Vfs;
 /// bytes in the file, as the kernel's own core dumps do; pages that are not present read as zeros.
 /// </para>
 /// <para>
-/// Registers are not known (a paused guest's user registers sit on each task's kernel stack, which the contract does
-/// not reach), so <c>NT_PRSTATUS</c> carries the pid with zero registers: enough for <c>gdb</c> to open the core and
-/// read its memory.
+/// Registers are left out (a paused guest's user registers sit at the top of each task's kernel stack, which this
+/// file does not read yet), so <c>NT_PRSTATUS</c> carries the pid with zero registers: enough for <c>gdb</c> to open
+/// the core and read its memory.
 /// </para>
 /// </remarks>
 internal sealed class ProcessCoreFile(string name, MachineProcess process) : VfsFileNode(name)

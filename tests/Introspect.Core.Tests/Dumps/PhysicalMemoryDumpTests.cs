@@ -71,7 +71,7 @@ public class PhysicalMemoryDumpTests
     {
         public static byte[] At(ulong address, int length) => Enumerable.Range(0, length).Select(i => Byte(address + (ulong)i)).ToArray();
 
-        private static byte Byte(ulong address) => (byte)((address >> 12) * 31 + address * 7 + 1);
+        private static byte Byte(ulong address) => unchecked((byte)((address >> 12) * 31 + address * 7 + 1));
 
         public PhysicalMemoryMetadata Metadata => new(MemoryMap.MaxAddress, MemoryMap.TotalSize, true, 64);
 

@@ -16,7 +16,7 @@ public sealed class MemoryReadsTests
     {
         _memory = new ArrayPhysicalMemory(0x10000);
         for (int i = 0; i < _memory.Bytes.Length; i++)
-            _memory.Bytes[i] = (byte)(i * 7);
+            _memory.Bytes[i] = unchecked((byte)(i * 7));
     }
 
     [Test]

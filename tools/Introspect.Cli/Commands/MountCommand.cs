@@ -15,11 +15,12 @@ internal static class MountCommand
         var chain = CommonOptions.Chain();
         var mountPoint = new Argument<string>("mountpoint") { Description = "An empty folder to show the machine in" };
         var write = new Option<bool>("--write") { Description = "Allow writes: configuration values under conf/, and memory when the chain takes writes" };
+        var kernelCache = new Option<bool>("--kernel-cache") { Description = "Let the kernel cache memory files too (for dumps, whose bytes never change; not for a live machine)" };
         var allowOther = new Option<bool>("--allow-other") { Description = "Let other users see the files (needs user_allow_other in /etc/fuse.conf unless root)" };
         var pluginPath = CommonOptions.PluginPath();
         var verbose = CommonOptions.Verbose();
         var command = new Command("mount", "Show the machine as files (MemProcFS's layout): memory.pmem, pid/, name/, sys/, conf/, vm/") { mountPoint };
-        CommonOptions.AddTo(command, chain, write, allowOther, pluginPath, verbose);
+        CommonOptions.AddTo(command, chain, write, kernelCache, allowOther, pluginPath, verbose);
         command.SetAction(parseResult =>
         {
             // FUSE first: a missing device should not cost opening the chain to find out.
@@ -33,6 +34,7 @@ internal static class MountCommand
             {
                 ReadOnly = !parseResult.GetValue(write),
                 AllowOther = parseResult.GetValue(allowOther),
+                KernelCache = parseResult.GetValue(kernelCache),
             });
             // Ctrl+C and SIGTERM unmount and let the loop end; the registrations keep the runtime from dying first.
             using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
