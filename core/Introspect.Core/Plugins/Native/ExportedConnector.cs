@@ -7,48 +7,26 @@ namespace Introspect.Core.Plugins.Native;
 /// <summary>A managed <see cref="IPhysicalMemory"/> exposed as an <c>ip_connector</c>, so a native OS layer can read it.</summary>
 /// <remarks>
 /// <para>
-/// <c>self</c> is a <see cref="GCHandle"/> to this object; the vtable is one static table of
-/// <see cref="UnmanagedCallersOnlyAttribute"/> functions. No exception crosses into native code: each entry catches,
-/// keeps the message for <c>last_error</c>, and returns the matching code. The instance struct lives in native memory
-/// until <see cref="Dispose"/>, which the host calls only after the native layer reading it was destroyed.
-/// </para>
-/// <para>
 /// Native buffers reach the managed memory as <see cref="Memory{T}"/> through pooled <see cref="MemoryManager{T}"/>s
 /// over their pointers, which are valid for the call only, as the contract says.
 /// </para>
 /// </remarks>
-internal sealed unsafe class ExportedConnector : IDisposable
+internal sealed unsafe class ExportedConnector : ExportedInstance<IpConnector>
 {
     private static readonly IpConnectorVtable* s_vtable = CreateVtable();
 
     private readonly IPhysicalMemory _memory;
-    private GCHandle _self;
-    private IpConnector* _instance;
-    private string? _lastError;
 
     public ExportedConnector(IPhysicalMemory memory)
-    {
-        _memory = memory;
-        _self = GCHandle.Alloc(this);
-        _instance = (IpConnector*)NativeMemory.AllocZeroed((nuint)sizeof(IpConnector));
-        *_instance = new IpConnector
+        : base(self => new IpConnector
         {
             Size = (uint)sizeof(IpConnector),
             Version = NativeAbi.ConnectorVersion,
-            Self = (void*)GCHandle.ToIntPtr(_self),
+            Self = (void*)self,
             Vtable = s_vtable,
-        };
-    }
-
-    public IpConnector* Pointer => _instance;
-
-    public void Dispose()
+        })
     {
-        if (_instance == null)
-            return;
-        NativeMemory.Free(_instance);
-        _instance = null;
-        _self.Free();
+        _memory = memory;
     }
 
     private static IpConnectorVtable* CreateVtable()
@@ -70,20 +48,7 @@ internal sealed unsafe class ExportedConnector : IDisposable
         return vtable;
     }
 
-    private static ExportedConnector? From(void* self) =>
-        self == null ? null : GCHandle.FromIntPtr((nint)self).Target as ExportedConnector;
-
-    private int Fail(Exception e)
-    {
-        _lastError = e.Message;
-        return (int)NativeErrors.FromException(e);
-    }
-
-    private int Fail(NativeResult result, string message)
-    {
-        _lastError = message;
-        return (int)result;
-    }
+    private static ExportedConnector? From(void* self) => From<ExportedConnector>(self);
 
     [UnmanagedCallersOnly]
     private static int Metadata(void* self, IpConnectorMetadata* output)
@@ -276,17 +241,7 @@ internal sealed unsafe class ExportedConnector : IDisposable
     }
 
     [UnmanagedCallersOnly]
-    private static nuint LastError(void* self, byte* buffer, nuint capacity)
-    {
-        try
-        {
-            return NativeErrors.CopyMessage(From(self)?._lastError, buffer, capacity);
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            return 0;
-        }
-    }
+    private static nuint LastError(void* self, byte* buffer, nuint capacity) => CopyLastError(self, buffer, capacity);
 
     [UnmanagedCallersOnly]
     private static void Destroy(void* self)

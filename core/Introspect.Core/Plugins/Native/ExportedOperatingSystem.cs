@@ -6,42 +6,25 @@ namespace Introspect.Core.Plugins.Native;
 
 /// <summary>A managed <see cref="IOperatingSystem"/> exposed as an <c>ip_os</c>, so a native connector can take it as its input.</summary>
 /// <remarks>
-/// Same shape as <see cref="ExportedConnector"/>: a <see cref="GCHandle"/> as <c>self</c>, one static vtable, no
-/// exception crossing into native code. Processes are named by pid; each process's memory is opened once and kept.
+/// Processes are named by pid; each process's memory is opened once and kept.
 /// </remarks>
-internal sealed unsafe class ExportedOperatingSystem : IDisposable
+internal sealed unsafe class ExportedOperatingSystem : ExportedInstance<IpOs>
 {
     private static readonly IpOsVtable* s_vtable = CreateVtable();
 
     private readonly IOperatingSystem _os;
     private readonly ConcurrentDictionary<ulong, IVirtualMemory> _memories = new();
-    private GCHandle _self;
-    private IpOs* _instance;
-    private string? _lastError;
 
     public ExportedOperatingSystem(IOperatingSystem os)
-    {
-        _os = os;
-        _self = GCHandle.Alloc(this);
-        _instance = (IpOs*)NativeMemory.AllocZeroed((nuint)sizeof(IpOs));
-        *_instance = new IpOs
+        : base(self => new IpOs
         {
             Size = (uint)sizeof(IpOs),
             Version = NativeAbi.OsVersion,
-            Self = (void*)GCHandle.ToIntPtr(_self),
+            Self = (void*)self,
             Vtable = s_vtable,
-        };
-    }
-
-    public IpOs* Pointer => _instance;
-
-    public void Dispose()
+        })
     {
-        if (_instance == null)
-            return;
-        NativeMemory.Free(_instance);
-        _instance = null;
-        _self.Free();
+        _os = os;
     }
 
     private static IpOsVtable* CreateVtable()
@@ -62,20 +45,7 @@ internal sealed unsafe class ExportedOperatingSystem : IDisposable
         return vtable;
     }
 
-    private static ExportedOperatingSystem? From(void* self) =>
-        self == null ? null : GCHandle.FromIntPtr((nint)self).Target as ExportedOperatingSystem;
-
-    private int Fail(Exception e)
-    {
-        _lastError = e.Message;
-        return (int)NativeErrors.FromException(e);
-    }
-
-    private int Fail(NativeResult result, string message)
-    {
-        _lastError = message;
-        return (int)result;
-    }
+    private static ExportedOperatingSystem? From(void* self) => From<ExportedOperatingSystem>(self);
 
     private ProcessInfo? Find(ulong pid) => _os.GetProcess(pid);
 
@@ -319,17 +289,7 @@ internal sealed unsafe class ExportedOperatingSystem : IDisposable
     }
 
     [UnmanagedCallersOnly]
-    private static nuint LastError(void* self, byte* buffer, nuint capacity)
-    {
-        try
-        {
-            return NativeErrors.CopyMessage(From(self)?._lastError, buffer, capacity);
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            return 0;
-        }
-    }
+    private static nuint LastError(void* self, byte* buffer, nuint capacity) => CopyLastError(self, buffer, capacity);
 
     [UnmanagedCallersOnly]
     private static void Destroy(void* self)
