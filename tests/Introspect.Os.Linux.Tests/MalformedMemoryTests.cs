@@ -1,3 +1,4 @@
+using System.Globalization;
 using Introspect.Abi;
 using Introspect.Core.Memory;
 using Introspect.TestSupport;
@@ -99,7 +100,7 @@ public sealed class MalformedMemoryTests
         using var os = OpenDamaged((memory, physical) =>
         {
             using var probe = LinuxSupport.OpenLinux(memory);
-            ((IKernelTypes)probe).TryGetFieldOffset("task_struct", "start_time", out ulong startTime);
+            ((IKernelTypes)probe).TryGetFieldOffset("task_struct", "start_boottime", out ulong startTime);
             memory.PatchUInt64(physical(victim.KernelObject + startTime), ulong.MaxValue);
         }, out _);
         var processes = os.GetProcesses();
@@ -223,7 +224,7 @@ public sealed class MalformedMemoryTests
     public void A_wrong_vmcoreinfo_phys_base_falls_back_to_the_search()
     {
         using var os = OpenDamaged((memory, _) =>
-            memory.Hints = memory.Hints with { VmcoreInfo = Replace(memory.Hints.VmcoreInfo!, "NUMBER(phys_base)", "4194304") },
+            memory.Hints = memory.Hints with { VmcoreInfo = Replace(memory.Hints.VmcoreInfo!, "NUMBER(phys_base)", WrongPhysBase(memory.Hints.VmcoreInfo!)) },
             out var log, "guest.elf");
         Assert.That(os.GetProcesses(), Has.Count.EqualTo(_reference.Processes.Count));
         Assert.That(Warnings(log), Is.Not.Empty);
@@ -271,6 +272,13 @@ public sealed class MalformedMemoryTests
     }
 
     /// <summary>The note with <paramref name="key"/>'s value replaced.</summary>
+    /// <summary>A phys_base 2 MiB off the real one: KASLR may well have put the kernel at any fixed value a test picks.</summary>
+    private static string WrongPhysBase(string note)
+    {
+        string real = note.Split('\n').Single(l => l.StartsWith("NUMBER(phys_base)=", StringComparison.Ordinal))["NUMBER(phys_base)=".Length..];
+        return (long.Parse(real, CultureInfo.InvariantCulture) + 0x20_0000).ToString(CultureInfo.InvariantCulture);
+    }
+
     private static string Replace(string note, string key, string value)
     {
         var lines = note.Split('\n');

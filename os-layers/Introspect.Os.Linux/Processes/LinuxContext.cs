@@ -72,7 +72,7 @@ internal sealed class LinuxContext
     /// <summary>The vsyscall page as <c>gate_vma</c> describes it, or null when the kernel has none.</summary>
     public MemoryArea? GateVma { get; }
 
-    /// <summary>The wall-clock time of boot: task start times (monotonic nanoseconds) are added to it.</summary>
+    /// <summary>The wall-clock time of boot: task start times (nanoseconds since boot) are added to it.</summary>
     public DateTimeOffset? BootWallClock { get; }
 
     /// <summary>The wall-clock time the memory was captured at (the timekeeper's last update), when known: no process started later.</summary>
@@ -109,8 +109,9 @@ internal sealed class LinuxContext
         return new MemoryArea(start, end, protection, 0, "[vsyscall]");
     }
 
-    /// <summary>Boot time on the wall clock (<c>tk_core.timekeeper.offs_real</c> is realtime minus monotonic), and the
-    /// time of capture (<c>xtime_sec</c>).</summary>
+    /// <summary>Boot time on the wall clock (<c>tk_core.timekeeper.offs_real</c> is realtime minus monotonic; less
+    /// <c>offs_boot</c> when start times count boot time, as the kernel's own <c>btime</c> is), and the time of capture
+    /// (<c>xtime_sec</c>).</summary>
     /// <remarks><c>tk_core</c> is an unnamed structure of a sequence counter and the timekeeper, aligned to 8 bytes.</remarks>
     private (DateTimeOffset? Boot, DateTimeOffset? Now) ReadClocks()
     {
@@ -122,6 +123,13 @@ internal sealed class LinuxContext
         ulong timekeeper = KernelReader.Field(core, (int)((sequenceSize + 7) & ~7UL));
         if (!Kernel.TryRead(KernelReader.Field(timekeeper, (int)offsReal.Offset), out long offset) || offset <= 0)
             return (null, null);
+        if (Structures.TaskStartTimeIsBootTime)
+        {
+            if (!Types.TryGetField("timekeeper", "offs_boot", out var offsBoot) || offsBoot.Offset > int.MaxValue
+                || !Kernel.TryRead(KernelReader.Field(timekeeper, (int)offsBoot.Offset), out long sleep) || sleep < 0 || sleep > offset)
+                return (null, null);
+            offset -= sleep;
+        }
         var boot = DateTimeOffset.UnixEpoch.AddTicks(offset / 100);
         // A clock that was never set reads 1970; one past 2200 is garbage. Neither is a boot time worth showing.
         if (boot.Year < 1990 || boot.Year > 2200)

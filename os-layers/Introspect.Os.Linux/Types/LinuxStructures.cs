@@ -27,7 +27,11 @@ internal sealed class LinuxStructures
     public int TaskRealParent { get; private init; }
     public int TaskMm { get; private init; }
     public int TaskRealCred { get; private init; }
+    /// <summary><c>start_boottime</c> where the kernel has it (what <c>/proc/PID/stat</c> shows), else <c>start_time</c>.</summary>
     public int TaskStartTime { get; private init; }
+
+    /// <summary>Whether <see cref="TaskStartTime"/> counts boot time (suspend included) rather than monotonic time.</summary>
+    public bool TaskStartTimeIsBootTime { get; private init; }
     public int TaskSignal { get; private init; }
     public int TaskThreadGroup { get; private init; }
     public int TaskThreadNode { get; private init; }
@@ -162,7 +166,8 @@ internal sealed class LinuxStructures
             TaskRealParent = r.Required("task_struct", "real_parent"),
             TaskMm = r.Required("task_struct", "mm"),
             TaskRealCred = r.Optional("task_struct", "real_cred"),
-            TaskStartTime = r.Optional("task_struct", "start_time"),
+            TaskStartTime = r.Optional("task_struct", "start_boottime") is int boottime and >= 0 ? boottime : r.Optional("task_struct", "start_time"),
+            TaskStartTimeIsBootTime = r.Optional("task_struct", "start_boottime") >= 0,
             TaskSignal = r.Required("task_struct", "signal"),
             TaskThreadGroup = r.Optional("task_struct", "thread_group"),
             TaskThreadNode = r.Optional("task_struct", "thread_node"),
@@ -248,7 +253,7 @@ internal sealed class LinuxStructures
     {
         Fits("task_struct", TaskSize, [("tasks", TaskTasks, 16), ("pid", TaskPid, 4), ("tgid", TaskTgid, 4), ("comm", TaskComm, TaskCommSize),
             ("__state", TaskState, TaskStateSize), ("exit_state", TaskExitState, 4), ("flags", TaskFlags, 4), ("real_parent", TaskRealParent, 8),
-            ("mm", TaskMm, 8), ("real_cred", TaskRealCred, 8), ("start_time", TaskStartTime, 8), ("signal", TaskSignal, 8),
+            ("mm", TaskMm, 8), ("real_cred", TaskRealCred, 8), ("start_boottime", TaskStartTime, 8), ("signal", TaskSignal, 8),
             ("worker_private", TaskWorkerPrivate, 8)]);
         Fits("mm_struct", MmSize, [("pgd", MmPgd, 8), ("mm_mt", MmMapleTree, 16), ("mmap", MmMmap, 8), ("arg_start", MmArgStart, 8),
             ("arg_end", MmArgEnd, 8), ("env_start", MmEnvStart, 8), ("env_end", MmEnvEnd, 8), ("start_brk", MmStartBrk, 8), ("brk", MmBrk, 8),
