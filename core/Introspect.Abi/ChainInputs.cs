@@ -37,3 +37,25 @@ public interface ITranslationCacheSettings
     /// <summary>How long a translation stays valid; null for as long as the layer keeps it.</summary>
     TimeSpan? MaxAge { get; }
 }
+
+/// <summary>
+/// A capability of an OS layer factory: it opens an OS without a physical memory below it, such as the machine
+/// Introspect runs on (<c>native</c>), so that its step can start a chain (<c>native -&gt; qemu:name=guest1 -&gt; linux</c>).
+/// </summary>
+/// <remarks>The layer's <see cref="IOperatingSystem.PhysicalMemory"/> is then whatever it can offer, possibly a memory that reads nothing.</remarks>
+public interface IOsLayerWithoutInputFactory
+{
+    /// <summary>Opens the OS.</summary>
+    /// <exception cref="PluginArgumentException">An argument is valid by type but unusable.</exception>
+    IOperatingSystem Create(PluginArguments arguments, IPluginContext context);
+}
+
+/// <summary>
+/// A capability of an <see cref="IConnectorOverOsFactory"/>: the OS layer the host opens below the connector when the
+/// connector starts a chain (<c>qemu:name=guest1 -&gt; linux</c> reads through <c>native</c>).
+/// </summary>
+public interface IDefaultInputConnectorFactory
+{
+    /// <summary>The name of an OS layer that can start a chain (see <see cref="IOsLayerWithoutInputFactory"/>), opened without arguments.</summary>
+    string DefaultInput { get; }
+}

@@ -32,6 +32,18 @@ public sealed record ConnectorHints
     /// <summary>The Linux kernel's <c>VMCOREINFO</c> text (<c>KEY=value</c> lines), where the source holds it.</summary>
     public string? VmcoreInfo { get; init; }
 
+    /// <summary>
+    /// The memory changes while it is read (a running machine, not a dump): what a layer caches about it (translations,
+    /// pages, lists) should stay valid only briefly.
+    /// </summary>
+    public bool Live { get; init; }
+
+    /// <summary>
+    /// The local process whose virtual memory holds this memory (a live VM's QEMU), when the memory map's backing
+    /// addresses are that process's virtual addresses; null otherwise. Lets a tool compare against reading the process directly.
+    /// </summary>
+    public ulong? HostProcessId { get; init; }
+
     /// <summary>Per-CPU register state captured with the memory.</summary>
     public IReadOnlyList<CpuRegisters> Cpus { get; init; } = [];
 }

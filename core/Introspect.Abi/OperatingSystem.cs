@@ -140,6 +140,9 @@ public sealed record ProcessInfo
 
     /// <summary>The process's architecture where it differs from the kernel's (a 32-bit process on a 64-bit kernel).</summary>
     public MachineArchitecture Architecture { get; init; }
+
+    /// <summary>Found apart from the kernel's process list (by a pool scan, say) and absent from it: unlinked, as rootkits hide processes.</summary>
+    public bool IsHidden { get; init; }
 }
 
 /// <summary>Access rights of a memory area.</summary>

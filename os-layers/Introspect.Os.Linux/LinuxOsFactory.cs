@@ -30,6 +30,9 @@ public sealed class LinuxOsFactory : IOsLayerFactory
     /// <summary>How many page translations the layer's TLB keeps (shared by the kernel and every process).</summary>
     private const int TlbEntries = 1 << 14;
 
+    /// <summary>How long a translation of live memory stays valid when the host sets no validity.</summary>
+    private static readonly TimeSpan LiveTranslationValidity = TimeSpan.FromSeconds(1);
+
     /// <summary>The most entries <see cref="TranslationCache"/> takes.</summary>
     private const int MaxTlbEntries = 1 << 26;
 
@@ -103,10 +106,14 @@ public sealed class LinuxOsFactory : IOsLayerFactory
         {
             if (!settings.Enabled || settings.Entries <= 0)
                 return null;
-            var validity = settings.MaxAge is { } age ? CacheValidity.ForTime(age) : CacheValidity.Forever;
+            // A live machine rewrites its page tables while we read: keep its translations briefly unless told otherwise.
+            bool live = input is IConnectorHints { Hints.Live: true };
+            var validity = settings.MaxAge is { } age ? CacheValidity.ForTime(age)
+                : live ? CacheValidity.ForTime(LiveTranslationValidity) : CacheValidity.Forever;
             return new TranslationCache(Math.Min(settings.Entries, MaxTlbEntries), validity);
         }
-        return new TranslationCache(TlbEntries, input.Metadata.ReadOnly ? CacheValidity.Forever : CacheValidity.ForTime(TimeSpan.FromSeconds(1)));
+        return new TranslationCache(TlbEntries, input.Metadata.ReadOnly && input is not IConnectorHints { Hints.Live: true }
+            ? CacheValidity.Forever : CacheValidity.ForTime(LiveTranslationValidity));
     }
 
     private static string RequireFile(PluginArguments arguments, string key, string path)

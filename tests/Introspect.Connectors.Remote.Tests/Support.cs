@@ -191,7 +191,7 @@ internal sealed class ArrayMemory(byte[] bytes, bool readOnly = false) : IPhysic
     {
         var bytes = new byte[size];
         for (int i = 0; i < size; i += 8)
-            BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(i), (ulong)i * 0x9E3779B97F4A7C15UL);
+            BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(i), unchecked((ulong)i * 0x9E3779B97F4A7C15UL)); // a hash: wrapping is the point
         return new ArrayMemory(bytes);
     }
 }

@@ -45,6 +45,9 @@ public sealed class PluginHost : IDisposable
     /// <summary>The environment variable holding extra plugin folders, separated by the platform's path separator.</summary>
     public const string PluginPathVariable = "INTROSPECT_PLUGIN_PATH";
 
+    /// <summary>How long the page cache keeps a page of live memory when no <c>cache.validity</c> is given.</summary>
+    private static readonly TimeSpan LivePageValidity = TimeSpan.FromMilliseconds(250);
+
     private readonly Dictionary<string, LoadedPlugin> _loaded = new(StringComparer.Ordinal);
     private readonly Lock _lock = new();
     private readonly ILoggerFactory _loggerFactory;
@@ -146,10 +149,11 @@ public sealed class PluginHost : IDisposable
                 }
                 else
                 {
-                    system = OpenOsStep(descriptor, step, memory!, owned);
+                    system = OpenOsStep(descriptor, step, memory, owned);
                 }
             }
-            return new OpenedChain(chain, plugins, memory!, system, owned);
+            // A chain of one OS step that needs no memory below it (the local machine) serves what that OS offers.
+            return new OpenedChain(chain, plugins, memory ?? system!.PhysicalMemory, system, owned);
         }
         catch
         {
@@ -161,8 +165,8 @@ public sealed class PluginHost : IDisposable
 
     private void CheckOrder(ChainSpec chain, List<PluginDescriptor> plugins)
     {
-        if (plugins[0].Kind != PluginKind.Connector)
-            throw new PluginException($"Chain '{chain.Text}' starts with '{plugins[0].Name}', an OS layer; a chain starts with a connector. Connectors: {Names(PluginKind.Connector)}.");
+        if (plugins[0].Kind != PluginKind.Connector && !StartsChain(plugins[0]))
+            throw new PluginException($"Chain '{chain.Text}' starts with '{plugins[0].Name}', an OS layer; a chain starts with a connector. Connectors: {Names(PluginKind.Connector)}. (Only an OS layer of the machine itself, such as 'native', can start one.)");
         for (int i = 1; i < plugins.Count; i++)
         {
             var (previous, current) = (plugins[i - 1], plugins[i]);
@@ -171,6 +175,15 @@ public sealed class PluginHost : IDisposable
             if (previous.Kind == PluginKind.OperatingSystem && current.Kind == PluginKind.OperatingSystem)
                 throw new PluginException($"Chain '{chain.Text}': OS layer '{current.Name}' follows OS layer '{previous.Name}'; an OS layer reads the physical memory of a connector, and after an OS layer comes a connector that reads through it (such as a VM inside it) or the end of the chain.");
         }
+    }
+
+    /// <summary>Whether an OS layer opens without memory below it (loads a managed plugin: asked only of a chain's first step).</summary>
+    private bool StartsChain(PluginDescriptor descriptor)
+    {
+        if (descriptor.Format == PluginFormat.Native)
+            return false;
+        using var lease = Acquire(descriptor);
+        return lease.CreateFactory<IOsLayerFactory>(descriptor) is IOsLayerWithoutInputFactory;
     }
 
     private string Names(PluginKind kind)
@@ -201,7 +214,14 @@ public sealed class PluginHost : IDisposable
         {
             var factory = lease.CreateFactory<IConnectorFactory>(descriptor);
             var arguments = Bind(descriptor, factory.Parameters, step, given);
-            if (input is null)
+            if (input is null && factory is IConnectorOverOsFactory defaultOverOs && factory is IDefaultInputConnectorFactory { DefaultInput: { Length: > 0 } inputName })
+            {
+                // A connector that reads through an OS gets its default one when it starts the chain (qemu over native).
+                var inputDescriptor = Resolve(inputName, kind: PluginKind.OperatingSystem);
+                var defaultInput = OpenOsStep(inputDescriptor, new ChainStep(inputName, null, []), null, owned);
+                memory = Call(descriptor, "open", () => defaultOverOs.Create(defaultInput, arguments, context));
+            }
+            else if (input is null)
             {
                 memory = Call(descriptor, "open", () => factory.Create(arguments, context));
             }
@@ -214,7 +234,11 @@ public sealed class PluginHost : IDisposable
         }
         bool cache = middleware.PageCache == PageCacheMode.On || (middleware.PageCache == PageCacheMode.Auto && readByForeignOs);
         if (cache)
-            memory = new PageCache(memory, middleware.PageCachePages, MiddlewareSettings.ToValidity(middleware.PageCacheMaxAge));
+        {
+            // Pages of a running machine go stale: without a validity of the user's, keep them briefly.
+            var maxAge = middleware.PageCacheMaxAge ?? (memory is IConnectorHints { Hints.Live: true } ? LivePageValidity : null);
+            memory = new PageCache(memory, middleware.PageCachePages, MiddlewareSettings.ToValidity(maxAge));
+        }
         // The cache disposes the connector it wraps; the lease goes after it.
         owned.Add(memory);
         return memory;
@@ -247,7 +271,7 @@ public sealed class PluginHost : IDisposable
         }
     }
 
-    private IOperatingSystem OpenOsStep(PluginDescriptor descriptor, ChainStep step, IPhysicalMemory input, List<IDisposable> owned)
+    private IOperatingSystem OpenOsStep(PluginDescriptor descriptor, ChainStep step, IPhysicalMemory? input, List<IDisposable> owned)
     {
         var (given, middleware) = SplitArguments(descriptor, step);
         var lease = Acquire(descriptor);
@@ -256,6 +280,8 @@ public sealed class PluginHost : IDisposable
         IOperatingSystem system;
         if (descriptor.Format == PluginFormat.Native)
         {
+            if (input is null)
+                throw new PluginException($"OS layer '{descriptor.Name}' reads a connector's memory and cannot start a chain; put a connector before it.");
             var arguments = Bind(descriptor, descriptor.DeclaredParameters ?? [], step, given);
             system = OpenNative(lease, descriptor, arguments, context, input, os: null, owned,
                 static (instance, plugin, _, memory) => new NativeOperatingSystem(instance, plugin, memory!));
@@ -264,7 +290,12 @@ public sealed class PluginHost : IDisposable
         {
             var factory = lease.CreateFactory<IOsLayerFactory>(descriptor);
             var arguments = Bind(descriptor, factory.Parameters, step, given);
-            system = Call(descriptor, "recognise its OS", () => factory.Create(input, arguments, context));
+            if (input is not null)
+                system = Call(descriptor, "recognise its OS", () => factory.Create(input, arguments, context));
+            else if (factory is IOsLayerWithoutInputFactory withoutInput)
+                system = Call(descriptor, "open", () => withoutInput.Create(arguments, context));
+            else
+                throw new PluginException($"OS layer '{descriptor.Name}' reads a connector's memory and cannot start a chain; put a connector before it.");
         }
         owned.Add(system);
         return system;

@@ -65,7 +65,10 @@ internal static class BenchCommand
                 using var services = CommonOptions.BuildServices(parseResult, pluginPath, verbose);
                 figures.Add(ProcessList(services.GetRequiredService<PluginHost>(), opened.Spec, baseline, parseResult.GetValue(rounds)));
                 figures.AddRange(VirtualReads(system, opened.Memory, parseResult.GetValue(rounds)));
+                if (ProcessTranslations(system, opened.Memory, parseResult.GetValue(rounds)) is { } perProcess)
+                    figures.Add(perProcess);
             }
+            figures.AddRange(LiveBench.Figures(opened.Chain, parseResult.GetValue(rounds)));
             if (parseResult.GetValue(mount) is { } mountPoint)
                 figures.Add(MountReads(opened.Chain, baseline, mountPoint, parseResult.GetValue(rounds)));
             if (parseResult.GetValue(yara) is { } rulesFile)
@@ -262,6 +265,60 @@ internal static class BenchCommand
             var (ours, baselineRate) = ReadRates(memory, virtualAddresses, physical, physicalAddresses, flags, rounds);
             yield return new BenchFigure($"{name}, {label}", ours, "reads/s", baselineRate, ours / baselineRate);
         }
+    }
+
+    /// <summary>
+    /// One address in each of many processes, translated through that process's own page tables with no cache (a fresh
+    /// address space per process, as a process list followed by one read in each costs), against 8-byte reads of the
+    /// physical addresses they give.
+    /// </summary>
+    private static BenchFigure? ProcessTranslations(IOperatingSystem system, IPhysicalMemory physical, int rounds)
+    {
+        var targets = new List<(ProcessInfo Process, ulong Address)>();
+        var translated = new List<ulong>();
+        foreach (var process in system.GetProcesses().Where(p => !p.IsKernelThread && p.DirectoryTableBase != 0))
+        {
+            var memory = system.OpenProcessMemory(process);
+            foreach (var area in system.GetMemoryAreas(process).Take(16))
+            {
+                if (memory.TryTranslate(area.Start, out ulong physicalAddress))
+                {
+                    targets.Add((process, area.Start));
+                    translated.Add(physicalAddress);
+                }
+            }
+        }
+        if (targets.Count == 0)
+            return null;
+        var physicalAddresses = translated.ToArray();
+        var buffer = new byte[8];
+        long oursTicks = 0, baselineTicks = 0;
+        for (int round = 0; round <= rounds; round++)
+        {
+            var watch = Stopwatch.StartNew();
+            for (int i = 0; i < targets.Count; i++)
+            {
+                var memory = system.OpenProcessMemory(targets[i].Process);
+                var request = new MemoryRequest(targets[i].Address, buffer);
+                memory.Read(new Span<MemoryRequest>(ref request), MemoryFlags.NoCache);
+            }
+            long ours = watch.ElapsedTicks;
+            watch.Restart();
+            for (int i = 0; i < targets.Count; i++)
+            {
+                var request = new MemoryRequest(physicalAddresses[i], buffer);
+                physical.Read(new Span<MemoryRequest>(ref request), MemoryFlags.None);
+            }
+            if (round == 0)
+                continue;
+            oursTicks += ours;
+            baselineTicks += watch.ElapsedTicks;
+        }
+        double reads = (double)targets.Count * rounds;
+        double oursRate = reads / Seconds(oursTicks), baselineRate = reads / Seconds(baselineTicks);
+        int processes = targets.Select(t => t.Process.Pid).Distinct().Count();
+        return new BenchFigure($"per-process translation: one uncached read in each of {targets.Count} areas of {processes} processes (baseline: the same physical reads)",
+            oursRate, "reads/s", baselineRate, oursRate / baselineRate);
     }
 
     private static (double Ours, double Baseline) ReadRates(IMemory memory, ulong[] addresses, IPhysicalMemory physical, ulong[] physicalAddresses, MemoryFlags flags, int rounds)

@@ -8,14 +8,18 @@ namespace Introspect.Cli.Commands;
 /// <summary><c>introspect kernel</c> and <c>symbol</c>: what the chain's OS layer knows of its kernel.</summary>
 internal static class KernelCommands
 {
+    /// <summary>The OS property holding the layer's bootstrap account, one step per line.</summary>
+    private const string BootstrapProperty = "bootstrap";
+
     public static Command Kernel(CliConsole console)
     {
         var chain = CommonOptions.Chain();
         var json = CommonOptions.JsonOutput();
         var pluginPath = CommonOptions.PluginPath();
         var verbose = CommonOptions.Verbose();
+        var explain = new Option<bool>("--explain") { Description = "Also print the layer's account of how it found the kernel (what was tried, what worked)" };
         var command = new Command("kernel", "Describe the kernel: version, base, KASLR slide, page-table base, symbols");
-        CommonOptions.AddTo(command, chain, json, pluginPath, verbose);
+        CommonOptions.AddTo(command, chain, json, pluginPath, verbose, explain);
         command.SetAction(parseResult =>
         {
             using var opened = CommonOptions.OpenChain(parseResult, chain, pluginPath, verbose);
@@ -48,8 +52,25 @@ internal static class KernelCommands
             if (symbolCount is { } count)
                 grid.AddRow("symbols", count.ToString(System.Globalization.CultureInfo.InvariantCulture));
             foreach (var (key, value) in info.Properties.OrderBy(p => p.Key, StringComparer.Ordinal))
-                grid.AddRow(Markup.Escape(key), Markup.Escape(value));
+            {
+                if (key != BootstrapProperty)
+                    grid.AddRow(Markup.Escape(key), Markup.Escape(value));
+            }
             console.Ansi.Write(grid);
+            if (parseResult.GetValue(explain))
+            {
+                console.Output.WriteLine();
+                if (info.Properties.TryGetValue(BootstrapProperty, out var account))
+                {
+                    console.Output.WriteLine($"how the {info.Name} layer found its way in:");
+                    foreach (var line in account.Split('\n'))
+                        console.Output.WriteLine("  " + line);
+                }
+                else
+                {
+                    console.Output.WriteLine($"the {info.Name} layer keeps no account of how it found the kernel.");
+                }
+            }
             return 0;
         });
         return command;

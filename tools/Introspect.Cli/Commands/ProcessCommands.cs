@@ -16,46 +16,98 @@ internal static class ProcessCommands
         var json = CommonOptions.JsonOutput();
         var pluginPath = CommonOptions.PluginPath();
         var verbose = CommonOptions.Verbose();
+        var watch = new Option<bool>("--watch") { Description = "Refresh the list until Ctrl-C (a live chain shows processes come and go)" };
+        var interval = new Option<double>("--interval") { Description = "Seconds between refreshes with --watch", DefaultValueFactory = _ => 1.0 };
+        var count = new Option<int>("--count") { Description = "Stop --watch after this many refreshes (0: until Ctrl-C)" };
         var command = new Command("ps", "List the processes of the OS at the end of a chain");
-        CommonOptions.AddTo(command, chain, tree, json, pluginPath, verbose);
+        CommonOptions.AddTo(command, chain, tree, json, pluginPath, verbose, watch, interval, count);
         command.SetAction(parseResult =>
         {
+            bool watching = parseResult.GetValue(watch);
+            double seconds = parseResult.GetValue(interval);
+            int refreshes = parseResult.GetValue(count);
+            if (!watching && (parseResult.GetResult(interval) is { Implicit: false } || parseResult.GetResult(count) is { Implicit: false }))
+                throw new CliUsageException("--interval and --count go with --watch.");
+            if (seconds is < 0.05 or > 86400 || double.IsNaN(seconds))
+                throw new CliUsageException($"--interval {seconds.ToString(CultureInfo.InvariantCulture)} is out of range; expected 0.05 to 86400 seconds.");
+            if (refreshes < 0)
+                throw new CliUsageException("--count must be 0 (until Ctrl-C) or more.");
             using var opened = CommonOptions.OpenChain(parseResult, chain, pluginPath, verbose);
-            var processes = opened.Chain.RequireOperatingSystem().GetProcesses();
-            if (parseResult.GetValue(json))
+            var system = opened.Chain.RequireOperatingSystem();
+            if (!watching)
             {
-                console.Output.WriteLine(JsonSerializer.Serialize(processes.Select(p => new
-                {
-                    p.Pid,
-                    Ppid = p.ParentPid,
-                    p.Name,
-                    State = StateOf(p),
-                    p.Uid,
-                    p.CommandLine,
-                    p.Path,
-                    Threads = p.ThreadCount,
-                    KernelThread = p.IsKernelThread,
-                    Dtb = p.DirectoryTableBase,
-                }), CommonOptions.Json));
+                Show(console, system.GetProcesses(), parseResult.GetValue(json), parseResult.GetValue(tree));
                 return 0;
             }
-            var table = new Table().NoBorder().AddColumns("PID", "PPID", "S", "UID", "THR", "NAME", "COMMAND");
-            foreach (var (process, depth) in parseResult.GetValue(tree) ? AsTree(processes) : processes.Select(p => (p, 0)))
+            using var stop = new CancellationTokenSource();
+            ConsoleCancelEventHandler onCancel = (_, e) =>
             {
-                var command = process.IsKernelThread ? $"[{process.Name}]" : process.CommandLine ?? process.Name;
-                table.AddRow(
-                    process.Pid.ToString(CultureInfo.InvariantCulture),
-                    process.ParentPid.ToString(CultureInfo.InvariantCulture),
-                    StateOf(process),
-                    process.Uid?.ToString(CultureInfo.InvariantCulture) ?? "",
-                    process.ThreadCount.ToString(CultureInfo.InvariantCulture),
-                    Markup.Escape(new string(' ', 2 * depth) + process.Name),
-                    Markup.Escape(command));
+                e.Cancel = true;
+                stop.Cancel();
+            };
+            Console.CancelKeyPress += onCancel;
+            try
+            {
+                for (int refresh = 1; !stop.IsCancellationRequested; refresh++)
+                {
+                    var clock = System.Diagnostics.Stopwatch.StartNew();
+                    // Each call walks the OS afresh: a live chain shows what runs now, a torn walk what it could read.
+                    var processes = system.GetProcesses();
+                    double milliseconds = clock.Elapsed.TotalMilliseconds;
+                    if (console.Interactive)
+                        console.Ansi.Clear();
+                    if (!parseResult.GetValue(json))
+                        console.Output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                            $"--- refresh {refresh} at {DateTimeOffset.Now:HH:mm:ss}: {processes.Count} processes in {milliseconds:0.0} ms ({opened.Spec})"));
+                    Show(console, processes, parseResult.GetValue(json), parseResult.GetValue(tree));
+                    console.Output.Flush();
+                    if (refreshes > 0 && refresh >= refreshes)
+                        break;
+                    stop.Token.WaitHandle.WaitOne(TimeSpan.FromSeconds(seconds));
+                }
             }
-            console.Ansi.Write(table);
+            finally
+            {
+                Console.CancelKeyPress -= onCancel;
+            }
             return 0;
         });
         return command;
+    }
+
+    private static void Show(CliConsole console, IReadOnlyList<ProcessInfo> processes, bool json, bool tree)
+    {
+        if (json)
+        {
+            console.Output.WriteLine(JsonSerializer.Serialize(processes.Select(p => new
+            {
+                p.Pid,
+                Ppid = p.ParentPid,
+                p.Name,
+                State = StateOf(p),
+                p.Uid,
+                p.CommandLine,
+                p.Path,
+                Threads = p.ThreadCount,
+                KernelThread = p.IsKernelThread,
+                Dtb = p.DirectoryTableBase,
+            }), CommonOptions.Json));
+            return;
+        }
+        var table = new Table().NoBorder().AddColumns("PID", "PPID", "S", "UID", "THR", "NAME", "COMMAND");
+        foreach (var (process, depth) in tree ? AsTree(processes) : processes.Select(p => (p, 0)))
+        {
+            var command = process.IsKernelThread ? $"[{process.Name}]" : process.CommandLine ?? process.Name;
+            table.AddRow(
+                process.Pid.ToString(CultureInfo.InvariantCulture),
+                process.ParentPid.ToString(CultureInfo.InvariantCulture),
+                StateOf(process),
+                process.Uid?.ToString(CultureInfo.InvariantCulture) ?? "",
+                process.ThreadCount.ToString(CultureInfo.InvariantCulture),
+                Markup.Escape(new string(' ', 2 * depth) + process.Name),
+                Markup.Escape(command));
+        }
+        console.Ansi.Write(table);
     }
 
     public static Command Maps(CliConsole console)
