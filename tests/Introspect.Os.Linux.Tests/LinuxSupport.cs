@@ -15,17 +15,10 @@ internal static class LinuxSupport
     /// <summary>Opens the layer over <paramref name="memory"/>; <paramref name="log"/> receives every message it logs.</summary>
     public static IOperatingSystem OpenLinux(IPhysicalMemory memory, out List<string> log, params (string Key, string Value)[] arguments)
     {
-        var messages = new List<string>();
-        var context = new Mock<IPluginContext>();
-        context.Setup(c => c.Log(It.IsAny<PluginLogLevel>(), It.IsAny<string>()))
-            .Callback<PluginLogLevel, string>((level, message) =>
-            {
-                lock (messages)
-                    messages.Add($"{level}: {message}");
-            });
-        log = messages;
+        var context = new RecordingPluginContext();
+        log = context.Messages;
         var values = arguments.ToDictionary(a => a.Key, a => a.Value);
-        return new LinuxOsFactory().Create(memory, new PluginArguments("linux", values), context.Object);
+        return new LinuxOsFactory().Create(memory, new PluginArguments("linux", values), context);
     }
 
     public static IOperatingSystem OpenLinux(IPhysicalMemory memory) => OpenLinux(memory, out _);

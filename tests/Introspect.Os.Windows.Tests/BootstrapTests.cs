@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using Introspect.Abi;
 using Introspect.Core.Memory;
+using Introspect.TestSupport;
 
 namespace Introspect.Os.Windows.Tests;
 

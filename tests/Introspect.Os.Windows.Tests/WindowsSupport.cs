@@ -67,17 +67,10 @@ internal static class WindowsSupport
     /// <summary>Opens the layer over <paramref name="memory"/>; <paramref name="log"/> receives every message it logs.</summary>
     public static WindowsOperatingSystem OpenWindows(IPhysicalMemory memory, out List<string> log, params (string Key, string Value)[] arguments)
     {
-        var messages = new List<string>();
-        var context = new Mock<IPluginContext>();
-        context.Setup(c => c.Log(It.IsAny<PluginLogLevel>(), It.IsAny<string>()))
-            .Callback<PluginLogLevel, string>((level, message) =>
-            {
-                lock (messages)
-                    messages.Add($"{level}: {message}");
-            });
-        log = messages;
+        var context = new RecordingPluginContext();
+        log = context.Messages;
         var values = arguments.ToDictionary(a => a.Key, a => a.Value);
-        return (WindowsOperatingSystem)new WindowsOsFactory().Create(memory, new PluginArguments("windows", values), context.Object);
+        return (WindowsOperatingSystem)new WindowsOsFactory().Create(memory, new PluginArguments("windows", values), context);
     }
 
     /// <summary>The layer with the fixtures' symbol store as a local folder, never the network.</summary>

@@ -1,14 +1,17 @@
 using System.Buffers.Binary;
 using Introspect.Abi;
 
-namespace Introspect.Os.Windows.Tests;
+namespace Introspect.TestSupport;
 
 /// <summary>A real physical memory with some bytes changed, pages made unreadable, or the connector's hints replaced:
 /// damaged memory made from a real one.</summary>
-internal sealed class PatchedMemory(IPhysicalMemory inner) : IPhysicalMemory, IConnectorHints
+public sealed class PatchedMemory(IPhysicalMemory inner) : IPhysicalMemory, IConnectorHints
 {
     private readonly List<(ulong Address, byte[] Bytes)> _patches = [];
     private readonly HashSet<ulong> _unreadable = [];
+
+    /// <summary>How many reads the memory served (each request counts).</summary>
+    public long Requests { get; private set; }
 
     public ConnectorHints Hints { get; set; } = inner is IConnectorHints hints ? hints.Hints : ConnectorHints.None;
 
@@ -27,10 +30,18 @@ internal sealed class PatchedMemory(IPhysicalMemory inner) : IPhysicalMemory, IC
         Patch(address, bytes);
     }
 
+    public void PatchUInt32(ulong address, uint value)
+    {
+        var bytes = new byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(bytes, value);
+        Patch(address, bytes);
+    }
+
     public void MakeUnreadable(ulong address) => _unreadable.Add(address & ~0xfffUL);
 
     public void Read(Span<MemoryRequest> batch, MemoryFlags flags = MemoryFlags.None)
     {
+        Requests += batch.Length;
         inner.Read(batch, flags);
         foreach (ref var request in batch)
         {
