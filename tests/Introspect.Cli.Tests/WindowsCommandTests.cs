@@ -37,6 +37,8 @@ public class WindowsCommandTests
         using var json = JsonDocument.Parse(Ok("ps", "--chain", Chain, "--json").Output);
         var pids = json.RootElement.EnumerateArray().Select(p => p.GetProperty("pid").GetUInt64()).Order();
         Assert.That(pids, Is.EqualTo(truth.GetProperty("processes").EnumerateArray().Select(p => p.GetProperty("pid").GetUInt64()).Order()));
+        var hiddenPids = json.RootElement.EnumerateArray().Where(p => p.GetProperty("hidden").GetBoolean()).Select(p => p.GetProperty("pid").GetUInt64());
+        Assert.That(hiddenPids, Is.EqualTo(truth.GetProperty("processes").EnumerateArray().Where(p => p.GetProperty("hidden").GetBoolean()).Select(p => p.GetProperty("pid").GetUInt64())));
         var hidden = truth.GetProperty("processes").EnumerateArray().First(p => p.GetProperty("hidden").GetBoolean()).GetProperty("name").GetString()!;
         Assert.That(Ok("ps", "--chain", Chain).Output.Split('\n').Single(l => l.Contains(hidden, StringComparison.Ordinal)), Does.Contain("hidden"));
     }

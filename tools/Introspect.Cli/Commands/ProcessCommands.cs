@@ -90,6 +90,7 @@ internal static class ProcessCommands
                 p.Path,
                 Threads = p.ThreadCount,
                 KernelThread = p.IsKernelThread,
+                Hidden = p.IsHidden,
                 Dtb = p.DirectoryTableBase,
             }), CommonOptions.Json));
             return;
