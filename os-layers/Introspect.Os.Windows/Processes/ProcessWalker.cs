@@ -24,10 +24,7 @@ internal sealed class ProcessWalker(WindowsKernel kernel)
         if (head == 0 && kernel.SystemProcess == 0)
             return found;
         if (head == 0)
-        {
-            found.Add(kernel.SystemProcess);
-            seen.Add(start);
-        }
+            found.Add(kernel.SystemProcess); // walking from System's own links: it is not reached again
         seen.Add(start);
         if (!_reader.TryPointer(memory, start, out ulong entry))
         {
