@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job, end to end: publishes the introspect command, unpacks the raw image of a real
-# Debian 12 guest, and runs info, search, read and bench on that image and on the makedumpfile
+# Debian 12 guest, and runs info, kernel, ps, search, read and bench on that image and on the makedumpfile
 # (kdump-zlib, flattened) dump QEMU wrote of the same moment.
 #
 # Environment: INTROSPECT_ARTIFACTS (build output; the command goes to its publish/introspect/),
@@ -43,6 +43,10 @@ banner_phys=$(printf '0x%x' $((0x$banner - 0xffffffff80000000)))
 
 step "the raw image: $raw"
 introspect info --chain "coredump:path=$raw"
+
+step "the Linux kernel in it, found from the memory alone (kallsyms, BTF), and its processes"
+introspect kernel --chain "coredump:path=$raw -> linux"
+introspect ps --chain "coredump:path=$raw -> linux" --tree
 
 step "QEMU's flattened kdump-zlib dump of the same moment: $kdump"
 introspect info --chain "coredump:path=$kdump"
