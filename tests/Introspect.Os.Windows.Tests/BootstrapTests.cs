@@ -20,8 +20,13 @@ public sealed class BootstrapTests(string name)
     private static List<(ulong, ulong, string)> Listed(IOperatingSystem windows) =>
         windows.GetProcesses().Select(p => (p.Pid, p.ParentPid, p.Name)).OrderBy(p => p.Item1).ToList();
 
-    /// <summary>How a raw image (no hints) is entered: x64 through the low stub, x86 PAE through its self-mapped directories.</summary>
-    private string RawDtbMethod => _truth.Architecture == "x64" ? "low stub" : "self-mapped x86 PAE page directory scan";
+    /// <summary>How a raw image (no hints) is entered: x64 through the low stub, 32-bit through its self-mapped directories.</summary>
+    private string RawDtbMethod => _truth.Architecture switch
+    {
+        "x64" => "low stub",
+        "x86pae" => "self-mapped x86 PAE page directory scan",
+        _ => "self-mapped x86 page directory scan",
+    };
 
     [Test]
     public void A_raw_image_is_entered_without_hints()

@@ -89,6 +89,10 @@ public sealed class FallbackTests(string name)
         using var windows = WindowsSupport.OpenWindows(memory, out _, ("symbols", _cache), ("offline", "on"));
         Assert.That(windows.Info.Properties["offsets_source"], Does.StartWith("built-in layout"));
         Assert.That(Listed(windows), Is.EqualTo(Expected()));
+        // Without the PDB's PsLoadedModuleList (Wine's kernel does not export it), the KDBG block in the kernel's data
+        // gives it; on 32-bit kernels its pointers are sign-extended.
+        Assert.That(windows.Info.Properties["bootstrap"], Does.Contain("module list: using the KDBG block"));
+        Assert.That(windows.GetKernelModules(), Is.EqualTo(_truth.KernelModules.Select(m => new ModuleInfo(m.Name, m.Path, m.Base, m.Size))));
         Assert.Multiple(() =>
         {
             foreach (var process in withPdb.GetProcesses())

@@ -45,7 +45,12 @@ public sealed class FixtureTests(FixtureForm form)
             Assert.That(info.Name, Is.EqualTo("windows"));
             Assert.That(info.KernelBase, Is.EqualTo(_truth.KernelBase));
             Assert.That(info.DirectoryTableBase, Is.EqualTo(Root(_truth.Dtb)));
-            Assert.That(info.Architecture, Is.EqualTo(_truth.Architecture == "x64" ? MachineArchitecture.X64 : MachineArchitecture.X86Pae));
+            Assert.That(info.Architecture, Is.EqualTo(_truth.Architecture switch
+            {
+                "x64" => MachineArchitecture.X64,
+                "x86pae" => MachineArchitecture.X86Pae,
+                _ => MachineArchitecture.X86,
+            }));
             Assert.That(info.Properties["build"], Is.EqualTo(_truth.Build.ToString(System.Globalization.CultureInfo.InvariantCulture)));
             Assert.That(info.Version, Does.Contain($"Windows {_truth.Major}.{_truth.Minor} build {_truth.Build}"));
             Assert.That(info.Properties["offsets_source"], Does.StartWith("PDB"));

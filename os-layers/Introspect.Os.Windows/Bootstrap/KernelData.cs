@@ -23,17 +23,31 @@ internal static class KernelData
         Span<byte> block = stackalloc byte[0x58];
         if (kernel.Read(address, block) != block.Length)
             return null;
-        if (BinaryPrimitives.ReadUInt32LittleEndian(block[0x10..]) != KdbgTag || BinaryPrimitives.ReadUInt64LittleEndian(block[0x18..]) != kernelBase)
+        // A 32-bit kernel fills the block's 64-bit pointers sign-extended (0xffffffff82808000 for 0x82808000).
+        bool narrow = kernelBase <= uint.MaxValue;
+        if (BinaryPrimitives.ReadUInt32LittleEndian(block[0x10..]) != KdbgTag || Pointer(block, 0x18, narrow) != kernelBase)
             return null;
-        return new KdDebuggerData(address, BinaryPrimitives.ReadUInt64LittleEndian(block[0x48..]), BinaryPrimitives.ReadUInt64LittleEndian(block[0x50..]));
+        return new KdDebuggerData(address, Pointer(block, 0x48, narrow), Pointer(block, 0x50, narrow));
     }
+
+    private static ulong Pointer(ReadOnlySpan<byte> block, int offset, bool narrow)
+    {
+        ulong value = BinaryPrimitives.ReadUInt64LittleEndian(block[offset..]);
+        return narrow ? (uint)value : value;
+    }
+
+    /// <summary>
+    /// How much of a section a scan reads: whole pages, since the loader maps them whole and a variable may sit past
+    /// the section's virtual size in its last page, capped so a damaged header cannot ask for gigabytes.
+    /// </summary>
+    private static uint ScannedSize(PeSection section) => (uint)Math.Min(((ulong)section.MappedSize + 0xfff) & ~0xfffUL, 64u << 20);
 
     /// <summary>Searches the kernel image's writable data sections for the KDBG block.</summary>
     public static KdDebuggerData? Scan(IMemory kernel, ulong kernelBase, PeImage image)
     {
         foreach (var section in image.Sections.Where(s => (s.Characteristics & PeSection.Writable) != 0))
         {
-            uint size = Math.Min(section.MappedSize, 64u << 20);
+            uint size = ScannedSize(section);
             var bytes = new byte[size];
             kernel.Read(kernelBase + section.VirtualAddress, bytes, MemoryFlags.ZeroPadOnFail);
             for (int o = 0x10; o + 0x48 <= bytes.Length; o += 8)
@@ -55,7 +69,7 @@ internal static class KernelData
         int dllBase = ps == 8 ? 0x30 : 0x18;
         foreach (var section in image.Sections.Where(s => (s.Characteristics & PeSection.Writable) != 0))
         {
-            uint size = Math.Min(section.MappedSize, 64u << 20);
+            uint size = ScannedSize(section);
             var bytes = new byte[size];
             kernel.Read(kernelBase + section.VirtualAddress, bytes, MemoryFlags.ZeroPadOnFail);
             for (int o = 0; o + 2 * ps <= bytes.Length; o += ps)

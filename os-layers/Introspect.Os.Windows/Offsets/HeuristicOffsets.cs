@@ -71,6 +71,8 @@ internal static class HeuristicOffsets
                 break;
             }
         }
+        if (dtb < 0 && paging == PagingArchitecture.X86)
+            dtb = SystemDirectory(kernel, physical, paging, system, systemProcess, Math.Min(links, 0x100), account);
         if (dtb < 0)
         {
             account.Note("offsets", string.Create(CultureInfo.InvariantCulture, $"heuristic: System's KPROCESS does not hold the kernel's DTB 0x{kernelDtb:x}"));
@@ -203,4 +205,29 @@ internal static class HeuristicOffsets
     }
 
     private static string Hex(int offset) => offset < 0 ? "not found" : string.Create(CultureInfo.InvariantCulture, $"0x{offset:x}");
+
+    /// <summary>Without PAE, every process's page directory maps itself at entry 0x300 and carries the system half, so a
+    /// scan of a raw image stops at whichever comes first in physical memory, which need not be System's. System's
+    /// KPROCESS then holds another page directory: the field whose value, used as a root, finds System's EPROCESS on the
+    /// same physical page as the root in use. Returns its offset, or -1.</summary>
+    private static int SystemDirectory(IMemory kernel, IPhysicalMemory physical, PagingArchitecture paging, byte[] system,
+        ulong systemProcess, int end, BootstrapAccount account)
+    {
+        if (kernel is not AddressSpace used || !used.TryTranslate(systemProcess, out var expected))
+            return -1;
+        for (int o = 0; o + 4 <= end; o += 4)
+        {
+            ulong value = GuestReader.U32(system, o);
+            if (value == 0 || (value & ~paging.RootAddressMask) != 0 || value == used.DirectoryTableBase)
+                continue;
+            var candidate = new AddressSpace(physical, paging, value);
+            if (candidate.TryTranslate(systemProcess, out var found) && found.PhysicalAddress == expected.PhysicalAddress)
+            {
+                account.Note("offsets", string.Create(CultureInfo.InvariantCulture,
+                    $"heuristic: System's KPROCESS holds page directory 0x{value:x}, which maps System's EPROCESS as 0x{used.DirectoryTableBase:x} does"));
+                return o;
+            }
+        }
+        return -1;
+    }
 }
