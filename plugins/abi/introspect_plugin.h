@@ -380,6 +380,7 @@ typedef enum ip_process_state {
 #define IP_PROCESS_KERNEL_THREAD 0x1u
 #define IP_PROCESS_HAS_UID       0x2u
 #define IP_PROCESS_HAS_USER_DTB  0x4u
+#define IP_PROCESS_HIDDEN        0x8u  /* found apart from the kernel's process list (a pool scan) */
 
 typedef struct ip_process {
     uint32_t size;

@@ -92,7 +92,7 @@ internal sealed unsafe class ExportedOperatingSystem : ExportedInstance<IpOs>
         target.KernelObject = p.KernelObject;
         target.State = (uint)p.State;
         target.Flags = (p.IsKernelThread ? IpProcess.KernelThread : 0) | (p.Uid is null ? 0 : IpProcess.HasUid)
-            | (p.UserDirectoryTableBase is null ? 0 : IpProcess.HasUserDirectoryTableBase);
+            | (p.UserDirectoryTableBase is null ? 0 : IpProcess.HasUserDirectoryTableBase) | (p.IsHidden ? IpProcess.Hidden : 0);
         target.Uid = p.Uid ?? 0;
         target.ThreadCount = (uint)Math.Max(0, p.ThreadCount);
         target.Architecture = (uint)p.Architecture;

@@ -255,6 +255,7 @@ internal unsafe struct IpProcess
     public const uint KernelThread = 0x1;
     public const uint HasUid = 0x2;
     public const uint HasUserDirectoryTableBase = 0x4;
+    public const uint Hidden = 0x8;
 
     public uint Size;
     public uint Version;

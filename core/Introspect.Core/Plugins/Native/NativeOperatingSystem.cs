@@ -154,6 +154,7 @@ internal sealed unsafe class NativeOperatingSystem : IOperatingSystem
                 Uid = (p.Flags & IpProcess.HasUid) != 0 ? p.Uid : null,
                 ThreadCount = (int)Math.Min(p.ThreadCount, int.MaxValue),
                 IsKernelThread = (p.Flags & IpProcess.KernelThread) != 0,
+                IsHidden = (p.Flags & IpProcess.Hidden) != 0,
                 DirectoryTableBase = p.DirectoryTableBase,
                 UserDirectoryTableBase = (p.Flags & IpProcess.HasUserDirectoryTableBase) != 0 ? p.UserDirectoryTableBase : null,
                 KernelObject = p.KernelObject,
