@@ -63,7 +63,9 @@ public sealed class LinuxGuestTests(FixtureGuest guest, string form)
         Assert.That(_os.Info.Version, Is.EqualTo(_oracle.Version));
         Assert.That(_os.Info.KernelBase, Is.EqualTo(symbols["_text"]));
         Assert.That(_os.Info.KernelSlide, Is.EqualTo(unchecked((long)(symbols["_text"] - LinkText))));
-        Assert.That(_os.Info.KernelSlide == 0, Is.EqualTo(!guest.Kaslr));
+        // KASLR may draw the link address itself (it did once for the 1 GiB guest): only nokaslr promises a slide.
+        if (!guest.Kaslr)
+            Assert.That(_os.Info.KernelSlide, Is.Zero, "nokaslr keeps the kernel at its link address");
         Assert.That(_os.Info.Properties["paging"], Is.EqualTo(guest.PagingLevels == 5 ? "x64-la57" : "x64"));
         Assert.That(_os.Info.Properties["page_offset_base"], Is.EqualTo("0x" + LinuxSupport.Hex(variables["page_offset_base"])));
         Assert.That(_os.Info.Properties["vmemmap_base"], Is.EqualTo("0x" + LinuxSupport.Hex(variables["vmemmap_base"])));
