@@ -1,4 +1,3 @@
-using System.Buffers;
 using Introspect.Abi;
 using Introspect.Core.Memory;
 
@@ -170,57 +169,4 @@ public sealed class MachineVirtualMemory : MachineMemory
 
     private protected override IEnumerable<(ulong Start, ulong End)>? KnownRanges() =>
         _areas?.Invoke().Where(area => area.End > area.Start).Select(area => (area.Start, area.End));
-}
-
-/// <summary>Writes a span through a batch interface, page by page when the whole does not go through.</summary>
-internal static class MemoryWrites
-{
-    private const int PageSize = PhysicalBatch.PageSize;
-    private const ulong PageMask = PhysicalBatch.PageMask;
-
-    /// <returns>How many bytes were written contiguously from <paramref name="address"/>.</returns>
-    public static int Write(IMemory memory, ulong address, ReadOnlySpan<byte> data, MemoryFlags flags = MemoryFlags.None)
-    {
-        if (data.IsEmpty)
-            return 0;
-        int length = data.Length;
-        if (!PhysicalBatch.FitsInAddressSpace(address, length))
-            length = (int)(ulong.MaxValue - address + 1);
-        // Requests carry Memory<byte>; a write is rare enough that one pooled copy is the simplest way to get one.
-        var copy = ArrayPool<byte>.Shared.Rent(length);
-        int pages = (int)PhysicalBatch.PageCount(address, length);
-        var requests = ArrayPool<MemoryRequest>.Shared.Rent(pages);
-        try
-        {
-            data[..length].CopyTo(copy);
-            var whole = new MemoryRequest(address, copy.AsMemory(0, length));
-            memory.Write(new Span<MemoryRequest>(ref whole), flags);
-            if (whole.Succeeded)
-                return length;
-            ulong at = address;
-            for (int done = 0, i = 0; done < length; i++)
-            {
-                int step = Math.Min(length - done, PageSize - (int)(at & PageMask));
-                requests[i] = new MemoryRequest(at, copy.AsMemory(done, step));
-                done += step;
-                at = unchecked(at + (ulong)step);
-            }
-            var batch = requests.AsSpan(0, pages);
-            memory.Write(batch, flags);
-            int prefix = 0;
-            foreach (ref readonly var piece in batch)
-            {
-                if (!piece.Succeeded)
-                    break;
-                prefix += piece.Buffer.Length;
-            }
-            return prefix;
-        }
-        finally
-        {
-            requests.AsSpan(0, pages).Clear();
-            ArrayPool<MemoryRequest>.Shared.Return(requests);
-            ArrayPool<byte>.Shared.Return(copy);
-        }
-    }
 }

@@ -159,15 +159,8 @@ public static class MemoryReads
         var requests = ArrayPool<MemoryRequest>.Shared.Rent(pages);
         try
         {
-            ulong at = address;
-            for (int done = 0, i = 0; done < length; i++)
-            {
-                int step = Math.Min(length - done, PageSize - (int)(at & PageMask));
-                requests[i] = new MemoryRequest(at, buffer.Slice(done, step));
-                done += step;
-                at = unchecked(at + (ulong)step); // the last step may end exactly at 2^64
-            }
             var batch = requests.AsSpan(0, pages);
+            PhysicalBatch.SplitByPage(address, buffer, batch);
             memory.Read(batch, flags);
             if (zeroPad)
             {
@@ -178,14 +171,7 @@ public static class MemoryReads
                 }
                 return length;
             }
-            int prefix = 0;
-            foreach (ref readonly var piece in batch)
-            {
-                if (!piece.Succeeded)
-                    break;
-                prefix += piece.Buffer.Length;
-            }
-            return prefix;
+            return PhysicalBatch.SucceededPrefix(batch);
         }
         finally
         {

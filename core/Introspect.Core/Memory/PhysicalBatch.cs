@@ -56,4 +56,31 @@ internal static class PhysicalBatch
     /// <summary>How many 4 KiB pages <paramref name="length"/> bytes from <paramref name="address"/> touch (length must fit).</summary>
     public static long PageCount(ulong address, int length) =>
         length <= 0 ? 0 : (long)(((address & PageMask) + (ulong)length + PageMask) >> 12);
+
+    /// <summary>Fills <paramref name="requests"/> with one request per page that <paramref name="buffer"/> at <paramref name="address"/> touches.</summary>
+    /// <remarks>The buffer must fit below 2^64 and <paramref name="requests"/> hold <see cref="PageCount"/> entries.</remarks>
+    public static void SplitByPage(ulong address, Memory<byte> buffer, Span<MemoryRequest> requests)
+    {
+        ulong at = address;
+        for (int done = 0, i = 0; done < buffer.Length; i++)
+        {
+            int step = Math.Min(buffer.Length - done, PageSize - (int)(at & PageMask));
+            requests[i] = new MemoryRequest(at, buffer.Slice(done, step));
+            done += step;
+            at = unchecked(at + (ulong)step); // the last step may end exactly at 2^64
+        }
+    }
+
+    /// <summary>How many bytes the requests moved contiguously from the first: a transfer counts up to its first failed page.</summary>
+    public static int SucceededPrefix(ReadOnlySpan<MemoryRequest> batch)
+    {
+        int prefix = 0;
+        foreach (ref readonly var piece in batch)
+        {
+            if (!piece.Succeeded)
+                break;
+            prefix += piece.Buffer.Length;
+        }
+        return prefix;
+    }
 }
